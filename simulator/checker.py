@@ -1,0 +1,512 @@
+"""The fate of every message, duplicates, order, latency, availability and recovery per fault.
+
+`check(ctx)` is a pure function of what the run recorded (history, events, faults, gauges): it
+never looks inside a model (DESIGN rule 2), and everything is vectorized over message ids, so a
+run with millions of messages costs a few sorts. The vocabulary is Jepsen's, extended; every key
+of the summary is described in docs/checker.md.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from simulator import history as hist
+
+if TYPE_CHECKING:
+    from simulator.context import RunContext
+    from simulator.history import History
+
+FATES = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
+DELIVERED, LOST, SKIPPED, SUPERSEDED, FAILED, INDETERMINATE, IN_FLIGHT = range(len(FATES))
+_CATEGORY_FATE = {hist.LOST: LOST, hist.SKIPPED: SKIPPED, hist.SUPERSEDED: SUPERSEDED}
+
+# Events by which the system (or its clients) notices a fault: the first one after a fault's
+# begin gives its detection time.
+DETECTION_KINDS = (
+    "failure_detected",
+    "leader_elected",
+    "failover",
+    "sdown",
+    "odown",
+    "broker_fenced",
+    "isr_shrink",
+    "rebalance",
+    "connection_reset",
+)
+LATENCY_QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
+NOT_RECOVERED = "not_recovered"
+LAG_GAUGE = "consumer_lag"
+TIMESERIES_COLUMNS = (
+    "t_ms",
+    "produced",
+    "acked",
+    "delivered",
+    "failed",
+    "ack_p50",
+    "ack_p99",
+    "e2e_p50",
+    "e2e_p99",
+)
+
+
+@dataclass
+class Checked:
+    """What the checker made of one run: summary, fate per id, tidy tables."""
+
+    summary: dict[str, Any]
+    fates: np.ndarray  # np.int8 codes into FATES, one per message id
+    timeseries: pd.DataFrame
+    events: pd.DataFrame
+    faults: pd.DataFrame
+    build_messages: Callable[[], pd.DataFrame]  # one row per message; built on demand
+    bucket_ms: float
+
+
+def auto_bucket_ms(duration_ms: float) -> float:
+    """The smallest 1-2-5 step that cuts the measured phase into at most ~300 buckets."""
+    for exponent in range(16):
+        for mantissa in (1, 2, 5):
+            step = mantissa * 10**exponent
+            if duration_ms / step <= 300:
+                return float(step)
+    return float(10**16)
+
+
+def classify(history: History) -> np.ndarray:
+    """One fate code per message id (see the table in docs/checker.md)."""
+    status, cause = history.status, history.cause
+    category = _cause_category_lut(cause)[cause]
+    fate = np.full(history.n, IN_FLIGHT, dtype=np.int8)  # acked or pending, nothing else known
+    fate[status == hist.FAILED] = FAILED
+    fate[status == hist.INDETERMINATE] = INDETERMINATE
+    # lost needs an acknowledgement: an unacknowledged message that vanished keeps its status fate
+    fate[(category == LOST) & (status == hist.ACKED)] = LOST
+    fate[category == SKIPPED] = SKIPPED
+    fate[category == SUPERSEDED] = SUPERSEDED
+    fate[history.deliveries > 0] = DELIVERED
+    return fate
+
+
+def check(ctx: RunContext) -> Checked:
+    """Turn the raw facts of a finished run into fates, statistics and tables."""
+    spec = ctx.spec.checker
+    history = ctx.history
+    duration_ms = float(ctx.duration_ms)
+    bucket_ms = float(spec.bucket_ms) if spec.bucket_ms > 0 else auto_bucket_ms(duration_ms)
+    fates = classify(history)
+    counts = np.bincount(fates, minlength=len(FATES))
+    if int(counts.sum()) != history.n:
+        raise AssertionError(f"fates add up to {int(counts.sum())}, not {history.n} produced")
+
+    intended = history.intended_ms
+    acked = (history.status == hist.ACKED) & np.isfinite(history.ack_ms)
+    delivered = history.deliveries > 0
+    ack_latency = history.ack_ms[acked] - intended[acked]
+    e2e_latency = history.deliver_ms[delivered] - intended[delivered]
+
+    grid = _Grid.covering(ctx, bucket_ms)
+    timeseries = _timeseries(history, fates, ctx.gauges, grid)
+    messages = _message_counts(history, fates, counts)
+    summary: dict[str, Any] = {
+        "messages": messages,
+        "latency_ms": {"ack": _stats(ack_latency), "end_to_end": _stats(e2e_latency)},
+        "throughput": _throughput(history, duration_ms),
+        "availability": _availability(intended, acked, duration_ms, bucket_ms),
+        "faults": _faults_summary(ctx, grid, acked, delivered),
+        "sim_events": len(ctx.events),
+        "duration_s": duration_ms / 1000.0,
+        "bucket_ms": bucket_ms,
+    }
+    return Checked(
+        summary=summary,
+        fates=fates,
+        timeseries=timeseries,
+        events=events_frame(ctx.events),
+        faults=faults_frame(ctx.faults),
+        build_messages=_messages_builder(history, fates),
+        bucket_ms=bucket_ms,
+    )
+
+
+# fates and counts ------------------------------------------------------------------------------
+def _cause_category_lut(cause: np.ndarray) -> np.ndarray:
+    """cause code -> fate code of its category (-1 for no cause)."""
+    size = max(max(hist.CAUSES, default=0), int(cause.max(initial=0))) + 1
+    lut = np.full(size, -1, dtype=np.int8)
+    for code, (category, _) in hist.CAUSES.items():
+        lut[code] = _CATEGORY_FATE[category]
+    return lut
+
+
+def _by_cause(codes: np.ndarray) -> dict[str, int]:
+    """Counts per cause name, sorted by name (codes are only stable within one process)."""
+    found = np.bincount(codes, minlength=1)
+    named = {hist.CAUSES[c][1]: int(found[c]) for c in np.flatnonzero(found) if c != 0}
+    return dict(sorted(named.items()))
+
+
+def _message_counts(history: History, fates: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
+    status, cause, delivered = history.status, history.cause, history.deliveries > 0
+    duplicates = dict(sorted((str(k), int(v)) for k, v in history.duplicates_by_cause.items() if v))
+    return {
+        "produced": int(history.n),
+        "acked": int((status == hist.ACKED).sum()),
+        "delivered": int(counts[DELIVERED]),
+        "lost": int(counts[LOST]),
+        "lost_by_cause": _by_cause(cause[fates == LOST]),
+        "skipped": int(counts[SKIPPED]),
+        "skipped_by_cause": _by_cause(cause[fates == SKIPPED]),
+        "superseded": int(counts[SUPERSEDED]),
+        "superseded_by_cause": _by_cause(cause[fates == SUPERSEDED]),
+        "failed": int(counts[FAILED]),
+        "indeterminate": int(counts[INDETERMINATE]),
+        "in_flight": int(counts[IN_FLIGHT]),
+        "duplicates": int(sum(duplicates.values())),
+        "duplicates_by_cause": duplicates,
+        "out_of_order": int(history.out_of_order),
+        "anomalies": {
+            "failed_but_delivered": int(((status == hist.FAILED) & delivered).sum()),
+            "indeterminate_but_delivered": int(((status == hist.INDETERMINATE) & delivered).sum()),
+            "resurrected": int(history.resurrected),
+            "in_flight": int(counts[IN_FLIGHT]),
+        },
+    }
+
+
+# statistics ------------------------------------------------------------------------------------
+def _number(value: Any) -> float | None:
+    """A plain float for JSON, None for NaN / infinity."""
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _stats(latency: np.ndarray) -> dict[str, float | None]:
+    """Latency percentiles (numpy's linear interpolation), max and mean; None without samples."""
+    keys = [name for name, _ in LATENCY_QUANTILES] + ["max", "mean"]
+    if latency.size == 0:
+        return dict.fromkeys(keys)
+    qs = np.percentile(latency, [100 * q for _, q in LATENCY_QUANTILES])
+    values = [*qs, latency.max(), latency.mean()]
+    return {k: _number(v) for k, v in zip(keys, values, strict=True)}
+
+
+def _throughput(history: History, duration_ms: float) -> dict[str, float]:
+    """Rates over the measured phase [0, duration)."""
+
+    def per_s(times: np.ndarray) -> float:
+        return float(((times >= 0) & (times < duration_ms)).sum()) / (duration_ms / 1000.0)
+
+    return {
+        "offered_per_s": per_s(history.intended_ms),
+        "acked_per_s": per_s(history.ack_ms[history.status == hist.ACKED]),
+        "delivered_per_s": per_s(history.deliver_ms),
+    }
+
+
+def _availability(
+    intended: np.ndarray, acked: np.ndarray, duration_ms: float, bucket_ms: float
+) -> dict[str, Any]:
+    """Buckets of the measured phase where messages were sent and none of them was acknowledged."""
+    n_buckets = max(1, math.ceil(duration_ms / bucket_ms))
+    inside = (intended >= 0) & (intended < duration_ms)
+    bucket = np.floor(intended[inside] / bucket_ms).astype(np.int64)
+    sent = np.bincount(bucket, minlength=n_buckets)
+    answered = np.bincount(bucket[acked[inside]], minlength=n_buckets)
+    down = (sent > 0) & (answered == 0)
+    edges = np.diff(np.concatenate(([0], down.astype(np.int8), [0])))
+    starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
+    windows = [
+        [float(a * bucket_ms), float(min(b * bucket_ms, duration_ms))]
+        for a, b in zip(starts, stops, strict=True)
+    ]
+    return {
+        "unavailable_s": sum(end - begin for begin, end in windows) / 1000.0,
+        "unavailable_windows": windows,
+    }
+
+
+def grouped_quantiles(
+    groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles of `values` per group (linear interpolation) without a loop over groups.
+
+    Returns (quantiles of shape (len(qs), n_groups), NaN for empty groups; count per group).
+    """
+    out = np.full((len(qs), n_groups), np.nan)
+    counts = np.bincount(groups, minlength=n_groups)[:n_groups]
+    if values.size == 0:
+        return out, counts
+    order = np.lexsort((values, groups))
+    ordered = values[order]
+    starts = np.concatenate(([0], np.cumsum(counts)[:-1]))
+    has = counts > 0
+    first, last = starts[has], starts[has] + counts[has] - 1
+    for i, q in enumerate(qs):
+        pos = first + q * (counts[has] - 1)
+        lo = np.floor(pos).astype(np.int64)
+        hi = np.minimum(lo + 1, last)
+        out[i, has] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+    return out, counts
+
+
+# time buckets ----------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Grid:
+    """Buckets of `bucket_ms` aligned on t = 0, from the warm-up to the last recorded fact."""
+
+    start_ms: float
+    bucket_ms: float
+    n: int
+
+    @classmethod
+    def covering(cls, ctx: RunContext, bucket_ms: float) -> _Grid:
+        history = ctx.history
+        last = [float(ctx.duration_ms)]
+        for times in (history.intended_ms, history.ack_ms, history.deliver_ms):
+            if np.isfinite(times).any():
+                last.append(float(np.nanmax(times)))
+        last += [e.t_ms for e in ctx.events] + [max(t, default=0.0) for t, _ in ctx.gauges.values()]
+        last += [f.end_ms if f.end_ms is not None else f.begin_ms for f in ctx.faults]
+        start = math.floor(-float(ctx.warmup_ms) / bucket_ms) * bucket_ms
+        return cls(float(start), bucket_ms, math.floor((max(last) - start) / bucket_ms) + 1)
+
+    @property
+    def starts(self) -> np.ndarray:
+        return self.start_ms + self.bucket_ms * np.arange(self.n)
+
+    def index(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(bucket index of each finite time inside the grid, mask of those times)."""
+        raw = np.floor((times - self.start_ms) / self.bucket_ms)
+        ok = np.isfinite(raw) & (raw >= 0) & (raw < self.n)
+        return raw[ok].astype(np.int64), ok
+
+    def count(self, times: np.ndarray) -> np.ndarray:
+        return np.bincount(self.index(times)[0], minlength=self.n)
+
+
+def _latency_by_bucket(
+    grid: _Grid, intended: np.ndarray, latency: np.ndarray, qs: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantiles of latency per bucket of intended send time, and samples per bucket."""
+    bucket, ok = grid.index(intended)
+    latency = latency[ok]
+    finite = np.isfinite(latency)
+    return grouped_quantiles(bucket[finite], latency[finite], grid.n, qs)
+
+
+def _gauge_by_bucket(
+    grid: _Grid, times: list[float], values: list[float]
+) -> tuple[np.ndarray, ...]:
+    """(last value per bucket forward-filled, max per bucket with empty buckets at the held value)."""
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(values, dtype=np.float64)
+    order = np.argsort(t, kind="stable")
+    bucket, ok = grid.index(t[order])
+    v = v[order][ok]
+    last = np.full(grid.n, np.nan)
+    peak = np.full(grid.n, np.nan)
+    if bucket.size:
+        final = np.r_[bucket[1:] != bucket[:-1], True]
+        last[bucket[final]] = v[final]
+        np.fmax.at(peak, bucket, v)
+    held = pd.Series(last).ffill().to_numpy()
+    return held, np.where(np.isnan(peak), held, peak)
+
+
+def _timeseries(
+    history: History, fates: np.ndarray, gauges: dict[str, Any], grid: _Grid
+) -> pd.DataFrame:
+    intended = history.intended_ms
+    ack_ms = np.where(history.status == hist.ACKED, history.ack_ms, np.nan)
+    ack_q, _ = _latency_by_bucket(grid, intended, ack_ms - intended, (0.5, 0.99))
+    e2e_q, _ = _latency_by_bucket(grid, intended, history.deliver_ms - intended, (0.5, 0.99))
+    bucket, ok = grid.index(intended)
+    failed = np.bincount(bucket[fates[ok] == FAILED], minlength=grid.n)
+    columns: dict[str, Any] = {
+        "t_ms": grid.starts,
+        "produced": np.bincount(bucket, minlength=grid.n),
+        "acked": grid.count(ack_ms),
+        "delivered": grid.count(history.deliver_ms),
+        "failed": failed,
+        "ack_p50": ack_q[0],
+        "ack_p99": ack_q[1],
+        "e2e_p50": e2e_q[0],
+        "e2e_p99": e2e_q[1],
+    }
+    for name in sorted(gauges):
+        times, values = gauges[name]
+        column = name if name not in columns else f"gauge:{name}"
+        columns[column] = _gauge_by_bucket(grid, times, values)[0]
+    return pd.DataFrame(columns)
+
+
+# faults ----------------------------------------------------------------------------------------
+def _first_recovered(
+    grid: _Grid, begin_ms: float, level: np.ndarray, usable: np.ndarray, threshold: float, hold: int
+) -> float | str:
+    """Time from `begin_ms` to the start of the first of `hold` usable buckets all <= threshold."""
+    candidates = np.flatnonzero((grid.starts >= begin_ms) & usable)
+    good = (level[candidates] <= threshold).astype(np.int64)
+    if good.size < hold:
+        return NOT_RECOVERED
+    held = np.convolve(good, np.ones(hold, dtype=np.int64), mode="valid") == hold
+    if not held.any():
+        return NOT_RECOVERED
+    return float(grid.starts[candidates[int(np.argmax(held))]] - begin_ms)
+
+
+def _threshold(baseline: float, spec: Any) -> float:
+    return max(baseline * spec.recovery_factor, baseline + spec.recovery_floor_ms)
+
+
+class _Recovery:
+    """Per-bucket p99 latency and consumer lag, computed once for all faults."""
+
+    def __init__(self, ctx: RunContext, grid: _Grid, acked: np.ndarray, delivered: np.ndarray):
+        self.grid, self.spec = grid, ctx.spec.checker
+        history = ctx.history
+        use = acked if acked.any() else delivered  # no acknowledgement at all: end to end
+        done = history.ack_ms if acked.any() else history.deliver_ms
+        self.intended = history.intended_ms[use]
+        self.latency = (done - history.intended_ms)[use]
+        p99, self.samples = _latency_by_bucket(grid, self.intended, self.latency, (0.99,))
+        self.p99 = p99[0]
+        bucket, ok = grid.index(self.intended)
+        self.sample_bucket = np.full(self.intended.size, -1, dtype=np.int64)
+        self.sample_bucket[ok] = bucket
+        self.lag = ctx.gauges.get(LAG_GAUGE)
+        if self.lag is not None:
+            self.lag_times = np.asarray(self.lag[0], dtype=np.float64)
+            self.lag_values = np.asarray(self.lag[1], dtype=np.float64)
+            self.lag_level = _gauge_by_bucket(grid, *self.lag)[1]
+
+    def p99_after(self, begin_ms: float) -> float | str | None:
+        grid = self.grid
+        enough = self.samples >= self.spec.min_samples
+        before = (grid.starts >= 0) & (grid.starts + grid.bucket_ms <= begin_ms) & enough
+        pre = (self.intended >= 0) & (self.intended < begin_ms)
+        pooled = pre & np.isin(self.sample_bucket, np.flatnonzero(before))
+        samples = self.latency[pooled] if pooled.any() else self.latency[pre]
+        if samples.size == 0:
+            return None
+        baseline = float(np.percentile(samples, 99))
+        threshold = _threshold(baseline, self.spec)
+        return _first_recovered(grid, begin_ms, self.p99, enough, threshold, self.spec.hold_buckets)
+
+    def lag_after(self, begin_ms: float) -> float | str | None:
+        if self.lag is None:
+            return None
+        pre = (self.lag_times >= 0) & (self.lag_times < begin_ms)
+        if not pre.any():
+            return None
+        threshold = _threshold(float(np.percentile(self.lag_values[pre], 99)), self.spec)
+        usable = ~np.isnan(self.lag_level)
+        return _first_recovered(
+            self.grid, begin_ms, self.lag_level, usable, threshold, self.spec.hold_buckets
+        )
+
+
+def _faults_summary(
+    ctx: RunContext, grid: _Grid, acked: np.ndarray, delivered: np.ndarray
+) -> list[dict[str, Any]]:
+    if not ctx.faults:
+        return []
+    history = ctx.history
+    recovery = _Recovery(ctx, grid, acked, delivered)
+    detections = np.sort([e.t_ms for e in ctx.events if e.kind in DETECTION_KINDS])
+    # earliest acknowledgement among messages intended at or after each time: a suffix minimum
+    order = np.argsort(history.intended_ms, kind="stable")
+    by_intended = history.intended_ms[order]
+    ack_sorted = np.where(acked, history.ack_ms, np.inf)[order]
+    earliest_ack = np.minimum.accumulate(ack_sorted[::-1])[::-1] if order.size else ack_sorted
+    out = []
+    for fault in ctx.faults:
+        begin = float(fault.begin_ms)
+        i = int(np.searchsorted(detections, begin, side="left"))
+        detect = float(detections[i] - begin) if i < detections.size else None
+        j = int(np.searchsorted(by_intended, begin, side="left"))
+        first_write = _number(earliest_ack[j] - begin) if j < order.size else None
+        out.append(
+            {
+                "index": int(fault.index),
+                "kind": fault.kind,
+                "target": fault.target,
+                "nodes": list(fault.nodes),
+                "begin_ms": begin,
+                "end_ms": None if fault.end_ms is None else float(fault.end_ms),
+                "detect_ms": detect,
+                "first_write_ms": first_write,
+                "p99_recovery_ms": recovery.p99_after(begin),
+                "lag_recovery_ms": recovery.lag_after(begin),
+            }
+        )
+    return out
+
+
+# tables ----------------------------------------------------------------------------------------
+def events_frame(events: list[Any]) -> pd.DataFrame:
+    """One row per recorded event; `detail` as a JSON string (sorted keys)."""
+    return pd.DataFrame(
+        {
+            "t_ms": np.array([e.t_ms for e in events], dtype=np.float64),
+            "kind": pd.Series([e.kind for e in events], dtype="string"),
+            "node": pd.Series([e.node for e in events], dtype="string"),
+            "detail": pd.Series(
+                [json.dumps(e.detail, sort_keys=True, default=str) for e in events], dtype="string"
+            ),
+        }
+    )
+
+
+def faults_frame(faults: list[Any]) -> pd.DataFrame:
+    """One row per injected fault; `nodes` comma-separated, `end_ms` NaN until the final heal."""
+    return pd.DataFrame(
+        {
+            "index": np.array([f.index for f in faults], dtype=np.int64),
+            "kind": pd.Series([f.kind for f in faults], dtype="string"),
+            "target": pd.Series([f.target for f in faults], dtype="string"),
+            "nodes": pd.Series([",".join(f.nodes) for f in faults], dtype="string"),
+            "begin_ms": np.array([f.begin_ms for f in faults], dtype=np.float64),
+            "end_ms": np.array(
+                [np.nan if f.end_ms is None else f.end_ms for f in faults], dtype=np.float64
+            ),
+            "source": pd.Series([f.source for f in faults], dtype="string"),
+        }
+    )
+
+
+def _messages_builder(history: History, fates: np.ndarray) -> Callable[[], pd.DataFrame]:
+    """A function building the per-message table (categoricals keep millions of rows small)."""
+    key, intended, ack_ms = history.key, history.intended_ms, history.ack_ms
+    deliver_ms, deliveries = history.deliver_ms, history.deliveries
+    status, cause = history.status, history.cause
+
+    def build() -> pd.DataFrame:
+        present = [int(c) for c in np.flatnonzero(np.bincount(cause, minlength=1)) if c != 0]
+        names = sorted(hist.CAUSES[c][1] for c in present)
+        categories = ["", *names]
+        lut = np.zeros(max(present, default=0) + 1, dtype=np.int16)
+        for c in present:
+            lut[c] = categories.index(hist.CAUSES[c][1])
+        return pd.DataFrame(
+            {
+                "id": np.arange(status.size, dtype=np.int64),
+                "key": key,
+                "intended_ms": intended,
+                "ack_ms": ack_ms,
+                "deliver_ms": deliver_ms,
+                "deliveries": deliveries,
+                "status": pd.Categorical.from_codes(status, categories=list(hist.STATUS_NAMES)),
+                "fate": pd.Categorical.from_codes(fates, categories=list(FATES)),
+                "cause": pd.Categorical.from_codes(lut[cause], categories=categories),
+            }
+        )
+
+    return build

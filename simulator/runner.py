@@ -1,0 +1,158 @@
+"""`run(spec, seed) -> Result`: one simulation through its phases (warm-up, measured, final)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Generator
+from pathlib import Path
+from typing import Any
+
+from simulator import systems
+from simulator.checker import check
+from simulator.context import RunContext
+from simulator.faults import FaultInjector
+from simulator.model import InvariantViolation, SystemModel
+from simulator.network import Network
+from simulator.results import Result, build_result
+from simulator.scenario import ScenarioBase, load_scenario
+
+ProgressCallback = Callable[[float], None]
+
+
+def _sample_interval_ms(duration_ms: float) -> float:
+    return min(1000.0, max(1.0, duration_ms / 400.0))
+
+
+def _sampler(ctx: RunContext, model: SystemModel, interval_ms: float) -> Generator[Any, Any, None]:
+    env = ctx.env
+    while True:
+        for name, value in model.gauges().items():
+            ctx.gauge(name, value)
+        if ctx.check_invariants:
+            model.check_invariants()
+        yield env.timeout(interval_ms)
+
+
+def _advance(ctx: RunContext, until_ms: float, steps: int, report: Callable[[], None] | None) -> None:
+    env = ctx.env
+    if until_ms <= env.now:
+        return
+    if report is None or steps <= 1:
+        env.run(until=until_ms)
+        return
+    start = env.now
+    for i in range(1, steps + 1):
+        target = start + (until_ms - start) * i / steps
+        if target > env.now:
+            env.run(until=target)
+        report()
+
+
+def build(spec: ScenarioBase, seed: int | None = None, check_invariants: bool = False) -> tuple[RunContext, SystemModel]:
+    """The context and the model of one run, built but not started (warm-up time zero)."""
+    ctx = RunContext(spec, seed, check_invariants=check_invariants)
+    ctx.network = Network(ctx, spec.network)
+    model = systems.get(spec.system.kind).factory(ctx)
+    model.build()
+    return ctx, model
+
+
+def run(
+    scenario: ScenarioBase | str | Path | dict[str, Any],
+    seed: int | None = None,
+    *,
+    overrides: list[str] | dict[str, Any] | None = None,
+    progress: bool | ProgressCallback = False,
+    check_invariants: bool = False,
+) -> Result:
+    """Run one scenario (a Scenario, a file, a built-in name or plain data) with one seed."""
+    spec = scenario if isinstance(scenario, ScenarioBase) else load_scenario(scenario, overrides)
+    if isinstance(scenario, ScenarioBase) and overrides:
+        spec = spec.with_overrides(overrides)
+    wall_start = time.perf_counter()
+    ctx, model = build(spec, seed, check_invariants)
+    env = ctx.env
+    duration_ms = ctx.duration_ms
+    drain_ms = spec.scenario.drain_s * 1000.0
+    interval = _sample_interval_ms(duration_ms)
+    env.process(_sampler(ctx, model, interval))
+
+    bar: Any = None
+    report: Callable[[], None] | None = None
+    if progress:
+        total = duration_ms + ctx.warmup_ms
+        if callable(progress):
+            callback = progress
+
+            def report() -> None:
+                callback(min(1.0, (env.now + ctx.warmup_ms) / total))
+        else:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=100, desc=f"{spec.scenario.name} (simulated time)", unit="%", leave=False)
+
+            def report() -> None:
+                done = int(100 * min(1.0, (env.now + ctx.warmup_ms) / total))
+                bar.update(done - bar.n)
+
+    # warm-up: consumers join and settle; nothing is produced
+    _advance(ctx, 0.0, 1, None)
+    ctx.phase = "measured"
+    injector = FaultInjector(ctx, model)
+    model.start_workload()
+    injector.start()
+    _advance(ctx, duration_ms, 50, report)
+
+    # final phase: stop producing, heal and restart everything, drain, final read
+    ctx.phase = "final"
+    ctx.event("final_phase")
+    model.stop_workload()
+    injector.end_all()
+    final = model.final_phase()
+    if final is not None:
+        env.process(final)
+    deadline = duration_ms + drain_ms
+    step = max(interval, 10.0)
+    while env.now < deadline:
+        env.run(until=min(deadline, env.now + step))
+        if model.drained():
+            break
+    model.final_read()
+    ctx.end_ms = env.now
+    if ctx.check_invariants:
+        model.check_invariants()
+    sim_wall = time.perf_counter() - wall_start
+    if bar is not None:
+        bar.update(100 - bar.n)
+        bar.close()
+    check_start = time.perf_counter()
+    checked = check(ctx)
+    if ctx.check_invariants:
+        _check_history_invariants(ctx, checked)
+    check_wall = time.perf_counter() - check_start
+    return build_result(
+        ctx,
+        checked,
+        wall_s=time.perf_counter() - wall_start,
+        sim_s=sim_wall,
+        check_s=check_wall,
+    )
+
+
+def _check_history_invariants(ctx: RunContext, checked: Any) -> None:
+    """Facts that hold for every model: nothing answered or delivered before it was produced."""
+    h = ctx.history
+    acked = ~(h.ack_ms != h.ack_ms)  # not NaN
+    early_ack = acked & (h.ack_ms < h.intended_ms - 1e-9)
+    if early_ack.any():
+        i = int(early_ack.argmax())
+        raise InvariantViolation(float(h.ack_ms[i]), "history", f"message {i} acknowledged before it was produced")
+    delivered = h.deliveries > 0
+    early = delivered & (h.deliver_ms < h.intended_ms - 1e-9)
+    if early.any():
+        i = int(early.argmax())
+        raise InvariantViolation(float(h.deliver_ms[i]), "history", f"message {i} delivered before it was produced")
+    m = checked.summary["messages"]
+    parts = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
+    if sum(m[p] for p in parts) != m["produced"]:
+        raise InvariantViolation(ctx.env.now, "checker", "fates do not partition the produced ids", m)
