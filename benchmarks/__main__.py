@@ -76,7 +76,8 @@ def markdown_table(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
     ]
     for row in rows:
         if "error" in row:
-            lines.append(f"| {row['name']} | – | – | error: {row['error']} | | | | | | |")
+            message = row["error"].splitlines()[0].replace("|", "\\|")
+            lines.append(f"| {row['name']} | – | – | error: {message} | | | | | | |")
             continue
         ratio_range = f"{_fmt(row['min_ratio'], '.4f')}–{_fmt(row['max_ratio'], '.4f')}"
         lines.append(

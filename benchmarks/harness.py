@@ -108,6 +108,17 @@ def _child_baseline(n_events: int) -> dict[str, Any]:
 
 def _child_benchmark(name: str, quick: bool, scenario: dict[str, Any] | None) -> dict[str, Any]:
     """Run one repetition of a benchmark in this (fresh) process and measure it."""
+    try:
+        return _measure_in_child(name, quick, scenario)
+    except Exception as exc:
+        # Not every exception survives pickling back to the parent intact: send plain text.
+        import traceback
+
+        detail = "".join(traceback.format_exception(exc))
+        raise RuntimeError(f"{type(exc).__name__}: {exc}\n--- in the child:\n{detail}") from None
+
+
+def _measure_in_child(name: str, quick: bool, scenario: dict[str, Any] | None) -> dict[str, Any]:
     from benchmarks import load_all
 
     load_all()

@@ -31,7 +31,9 @@ SetOption = Annotated[
     list[str] | None,
     typer.Option("--set", "-s", help="Override a scenario value: section.key=value (repeatable)."),
 ]
-SeedOption = Annotated[int | None, typer.Option("--seed", help="Root seed (default: the scenario's).")]
+SeedOption = Annotated[
+    int | None, typer.Option("--seed", help="Root seed (default: the scenario's).")
+]
 
 
 class UserError(Exception):
@@ -44,7 +46,9 @@ def _err(text: str) -> None:
 
 @app.callback()
 def _main(
-    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks of internal errors.")] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show tracebacks of internal errors.")
+    ] = False,
 ) -> None:
     _DEBUG["on"] = debug
 
@@ -61,7 +65,8 @@ def run(
         bool, typer.Option("--check-invariants", help="Stop at the first broken invariant.")
     ] = False,
     progress: Annotated[
-        bool | None, typer.Option("--progress/--no-progress", help="Progress bar (default: on a TTY).")
+        bool | None,
+        typer.Option("--progress/--no-progress", help="Progress bar (default: on a TTY)."),
     ] = None,
 ) -> None:
     """Run one scenario and print what happened to every message."""
@@ -69,7 +74,9 @@ def run(
 
     spec = load_scenario(scenario, set_ or [], ci=ci)
     show_progress = sys.stderr.isatty() if progress is None else progress
-    result = run_scenario(spec, seed=seed, progress=show_progress, check_invariants=check_invariants)
+    result = run_scenario(
+        spec, seed=seed, progress=show_progress, check_invariants=check_invariants
+    )
     if out is not None:
         result.save(out)
     if as_json:
@@ -92,7 +99,9 @@ def validate(
 
 @app.command()
 def schema(
-    markdown: Annotated[bool, typer.Option("--markdown", help="The reference as Markdown.")] = False,
+    markdown: Annotated[
+        bool, typer.Option("--markdown", help="The reference as Markdown.")
+    ] = False,
 ) -> None:
     """Print the JSON schema of scenario files (or the Markdown reference)."""
     if markdown:
@@ -118,7 +127,9 @@ def scenarios() -> None:
 
 
 @app.command()
-def show(directory: Annotated[Path, typer.Argument(help="A result directory written by --out.")]) -> None:
+def show(
+    directory: Annotated[Path, typer.Argument(help="A result directory written by --out.")],
+) -> None:
     """Print a saved result."""
     from simulator.results import Result
 
@@ -132,13 +143,17 @@ def sweep(
     scenario: Annotated[str, typer.Argument(help="Scenario file or built-in name.")],
     grid: Annotated[
         list[str] | None,
-        typer.Option("--grid", "-g", help="key=v1,v2,... (repeatable; the cartesian product runs)."),
+        typer.Option(
+            "--grid", "-g", help="key=v1,v2,... (repeatable; the cartesian product runs)."
+        ),
     ] = None,
     seeds: Annotated[int, typer.Option("--seeds", min=1, help="Replications per grid point.")] = 1,
     out: Annotated[Path, typer.Option("--out", "-o", help="Sweep directory (resumable).")] = Path(
         "sweep-out"
     ),
-    workers: Annotated[int | None, typer.Option("--workers", "-j", min=1, help="Processes.")] = None,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-j", min=1, help="Processes.")
+    ] = None,
     set_: SetOption = None,
     ci: Annotated[bool, typer.Option("--ci", help="Apply the scenario's small CI size.")] = False,
 ) -> None:
@@ -179,14 +194,13 @@ def main() -> None:
     except KeyboardInterrupt:
         _err("interrupted (finished sweep runs are kept; rerun the same command to resume)")
         sys.exit(130)
-    except Exception as exc:  # click usage errors carry their own exit code
-        import click
-
-        if isinstance(exc, click.exceptions.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        if isinstance(exc, click.exceptions.Exit):
-            sys.exit(exc.exit_code)
+    except Exception as exc:
+        # usage errors (missing argument, unknown command or option) carry their own exit code
+        show = getattr(exc, "show", None)
+        exit_code = getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            sys.exit(exit_code)
         if _DEBUG["on"] or "--debug" in sys.argv:
             traceback.print_exc()
         else:

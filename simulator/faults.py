@@ -68,9 +68,13 @@ class FaultInjector:
     def inject(self, fault: Fault, source: str = "schedule") -> FaultRecord:
         ctx = self.ctx
         nodes = self._resolve(fault)
-        record = FaultRecord(len(ctx.faults), fault.kind, fault.target, nodes, ctx.env.now, None, source)
+        record = FaultRecord(
+            len(ctx.faults), fault.kind, fault.target, nodes, ctx.env.now, None, source
+        )
         ctx.faults.append(record)
-        ctx.event("fault", ",".join(nodes), fault=fault.kind, index=record.index, target=fault.target)
+        ctx.event(
+            "fault", ",".join(nodes), fault=fault.kind, index=record.index, target=fault.target
+        )
         if not self.model.apply_fault(fault, nodes):
             self._apply_default(fault, nodes, record)
         if fault.duration_s is not None and fault.kind not in ("heal", "restart"):

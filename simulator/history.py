@@ -8,7 +8,7 @@ model (DESIGN rule 6). Causes are small integers; `CAUSES` maps them to (fate, n
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -72,7 +72,7 @@ IdsLike = np.ndarray | range | slice | int
 class History:
     """Growable per-message arrays, indexed by message id (0, 1, 2, ... in production order)."""
 
-    _FIELDS: dict[str, tuple[Any, Any]] = {
+    _FIELDS: ClassVar[dict[str, tuple[Any, Any]]] = {
         "intended_ms": (np.float64, np.nan),
         "key": (np.int32, 0),
         "ack_ms": (np.float64, np.nan),
@@ -139,7 +139,9 @@ class History:
             setattr(self, "_" + name, new)
         self._cap = cap
 
-    def produce(self, intended_ms: np.ndarray | float, keys: np.ndarray | int, count: int | None = None) -> int:
+    def produce(
+        self, intended_ms: np.ndarray | float, keys: np.ndarray | int, count: int | None = None
+    ) -> int:
         """Register `count` new messages (ids first .. first+count-1); returns the first id."""
         if count is None:
             count = int(np.size(intended_ms))
@@ -166,7 +168,11 @@ class History:
             self._ack_ms[idx] = t_ms
             self._status[idx] = ACKED
             return
-        idx = np.arange(idx.start, idx.stop)[fresh] if isinstance(idx, slice) else np.asarray(idx)[fresh]
+        idx = (
+            np.arange(idx.start, idx.stop)[fresh]
+            if isinstance(idx, slice)
+            else np.asarray(idx)[fresh]
+        )
         self._ack_ms[idx] = t_ms if np.ndim(t_ms) == 0 else np.asarray(t_ms)[fresh]
         self._status[idx] = ACKED
 

@@ -134,7 +134,6 @@ class _Message:
     timeout_ms: float | None
     sent_ms: float
     state: int = _IN_FLIGHT
-    held_since_ms: float = 0.0
     holds: int = 0  # how many times held: tells a stale connection timeout from a live one
 
     def reached(self, _event: object) -> None:
@@ -283,13 +282,19 @@ class Network:
         at (send time or cut start) + timeout_ms and the message is never delivered.
         """
         link = self._links.get((src, dst)) or self._new_link(src, dst)
-        now = self.env.now
+        env = self.env
+        now = env.now
         msg = _Message(self, link, nbytes, on_arrival, on_reset, timeout_ms, now)
         link.queue.append(msg)
         if link.cut_count:
             self._hold(msg, now)
-        else:
-            self._launch(msg, now)
+            return
+        # `_launch` inlined: this is the hot path
+        arrival = now + link.sample(nbytes)
+        if arrival < link.last_arrival_ms:
+            arrival = link.last_arrival_ms
+        link.last_arrival_ms = arrival
+        env.timeout(arrival - now).callbacks.append(msg.reached)
 
     def _launch(self, msg: _Message, now: float) -> None:
         link = msg.link
@@ -306,6 +311,13 @@ class Network:
             # Caught in flight: the connection is broken since the cut began (or since the send).
             since = link.cut_since_ms if link.cut_since_ms > msg.sent_ms else msg.sent_ms
             self._hold(msg, since)
+            return
+        queue = link.queue
+        if queue[0] is msg:  # the usual case: nothing sent earlier is still on its way
+            queue.popleft()
+            msg.on_arrival()
+            if queue and queue[0].state != _IN_FLIGHT:
+                self._deliver_ready(link)
             return
         msg.state = _ARRIVED
         self._deliver_ready(link)
@@ -325,7 +337,6 @@ class Network:
 
     def _hold(self, msg: _Message, since_ms: float) -> None:
         msg.state = _HELD
-        msg.held_since_ms = since_ms
         msg.holds += 1
         if msg.timeout_ms is None:
             return

@@ -271,56 +271,62 @@ class Result:
             f"{self.manifest.get('scenario', '?')} on {self.manifest.get('system', '?')} "
             f"(seed {self.manifest.get('seed', '?')}, {s.get('duration_s', 0):g} s measured)",
             "",
-            f"Fates of {produced:,} messages:",
+            f"Fates of {produced:,} produced messages ({m['acked']:,} acknowledged):",
         ]
         for fate in FATES:
-            count = m[fate]
-            if count == 0 and fate != "delivered":
-                continue
-            lines.append(f"  {fate:<14}{count:>12,}  {_share(count, produced)}")
+            if m[fate] or fate == "delivered":
+                lines.append(f"  {fate:<32}{m[fate]:>12,}  {_share(m[fate], produced)}")
             for cause, n in m.get(f"{fate}_by_cause", {}).items():
                 lines.append(f"    {cause:<30}{n:>12,}")
-        extra = [("acked", m["acked"]), ("duplicates", m["duplicates"])]
-        extra += [("out of order", m["out_of_order"])]
-        extra += [(k.replace("_", " "), v) for k, v in m["anomalies"].items() if v]
-        lines += [f"  {name}: {value:,}" for name, value in extra]
-        lines += [f"    duplicates by {k}: {v:,}" for k, v in m["duplicates_by_cause"].items()]
-        lines += ["", "Latency from intended send time (ms):"]
-        lines.append(
-            f"  {'':<12}" + "".join(f"{k:>10}" for k in ("p50", "p95", "p99", "p999", "max"))
-        )
+        lines.append(f"Duplicates: {_counts(m['duplicates'], m['duplicates_by_cause'])}")
+        lines.append(f"Out of order: {m['out_of_order']:,}")
+        anomalies = {k: v for k, v in m["anomalies"].items() if v}
+        lines.append(f"Anomalies: {_counts(sum(anomalies.values()), anomalies)}")
+        quantiles = ("p50", "p95", "p99", "p999", "max")
+        lines += ["", "Latency from the intended send time (ms):"]
+        lines.append(f"  {'':<12}" + "".join(f"{k:>10}" for k in quantiles))
         for kind, stats in s["latency_ms"].items():
-            row = "".join(f"{_ms(stats[k]):>10}" for k in ("p50", "p95", "p99", "p999", "max"))
-            lines.append(f"  {kind:<12}{row}")
-        t = s["throughput"]
+            lines.append(f"  {kind:<12}" + "".join(f"{_ms(stats[k]):>10}" for k in quantiles))
+        t, a = s["throughput"], s["availability"]
         lines += [
             "",
             f"Throughput (/s): offered {t['offered_per_s']:,.1f}, acked {t['acked_per_s']:,.1f}, "
             f"delivered {t['delivered_per_s']:,.1f}",
-            f"Unavailable: {s['availability']['unavailable_s']:g} s in "
-            f"{len(s['availability']['unavailable_windows'])} window(s)",
+            f"Unavailable: {a['unavailable_s']:g} s in {len(a['unavailable_windows'])} window(s)",
         ]
         if s["faults"]:
-            lines += ["", "Faults (times after the fault began):"]
-            for f in s["faults"]:
-                end = "final heal" if f["end_ms"] is None else f"{f['end_ms'] / 1000:g} s"
-                lines.append(
-                    f"  #{f['index']} {f['kind']} {f['target'] or ','.join(f['nodes'])} "
-                    f"{f['begin_ms'] / 1000:g} s -> {end}: detected {_ms(f['detect_ms'])}, "
-                    f"first write {_ms(f['first_write_ms'])}, p99 back {_ms(f['p99_recovery_ms'])}, "
-                    f"lag back {_ms(f['lag_recovery_ms'])}"
-                )
+            lines += ["", "Faults (times counted from the fault's begin):"]
+        for f in s["faults"]:
+            end = "the final heal" if f["end_ms"] is None else f"{f['end_ms'] / 1000:g} s"
+            lines += [
+                f"  #{f['index']} {f['kind']} of {f['target'] or ','.join(f['nodes'])} "
+                f"from {f['begin_ms'] / 1000:g} s to {end}:",
+                f"      detected {_after(f['detect_ms'])}; first write {_after(f['first_write_ms'])}; "
+                f"p99 back {_after(f['p99_recovery_ms'])}; lag back {_after(f['lag_recovery_ms'])}",
+            ]
         if self.expectations:
             lines += ["", "Expectations:"]
-            for e in self.expectations:
-                mark = "held    " if e["held"] else "NOT HELD"
-                why = f"  ({e['why']})" if e["why"] else ""
-                lines.append(f"  {mark} {e['check']}  [actual {_ms(e['actual'])}]{why}")
+        for e in self.expectations:
+            mark = "held    " if e["held"] else "NOT HELD"
+            why = f"  ({e['why']})" if e["why"] else ""
+            lines.append(f"  {mark} {e['check']}  [actual {_ms(e['actual'])}]{why}")
         return "\n".join(lines)
 
 
 def _share(count: int, total: int) -> str:
     return f"{100.0 * count / total:6.2f}%" if total else ""
+
+
+def _counts(total: int, parts: dict[str, int]) -> str:
+    detail = ", ".join(f"{k} {v:,}" for k, v in parts.items())
+    return f"{total:,}" + (f" ({detail})" if detail else "")
+
+
+def _after(value: Any) -> str:
+    """A time after a fault's begin: 'n/a' when unknown, 'not recovered' is an answer too."""
+    if value is None or value == NOT_RECOVERED:
+        return "n/a" if value is None else "not recovered"
+    return f"after {_ms(value)} ms"
 
 
 def _ms(value: Any) -> str:

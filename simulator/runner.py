@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Generator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from simulator.context import RunContext
 from simulator.faults import FaultInjector
 from simulator.model import InvariantViolation, SystemModel
 from simulator.network import Network
-from simulator.results import Result, build_result
+from simulator.results import Result
 from simulator.scenario import ScenarioBase, load_scenario
 
 ProgressCallback = Callable[[float], None]
@@ -33,7 +34,9 @@ def _sampler(ctx: RunContext, model: SystemModel, interval_ms: float) -> Generat
         yield env.timeout(interval_ms)
 
 
-def _advance(ctx: RunContext, until_ms: float, steps: int, report: Callable[[], None] | None) -> None:
+def _advance(
+    ctx: RunContext, until_ms: float, steps: int, report: Callable[[], None] | None
+) -> None:
     env = ctx.env
     if until_ms <= env.now:
         return
@@ -48,7 +51,9 @@ def _advance(ctx: RunContext, until_ms: float, steps: int, report: Callable[[], 
         report()
 
 
-def build(spec: ScenarioBase, seed: int | None = None, check_invariants: bool = False) -> tuple[RunContext, SystemModel]:
+def build(
+    spec: ScenarioBase, seed: int | None = None, check_invariants: bool = False
+) -> tuple[RunContext, SystemModel]:
     """The context and the model of one run, built but not started (warm-up time zero)."""
     ctx = RunContext(spec, seed, check_invariants=check_invariants)
     ctx.network = Network(ctx, spec.network)
@@ -70,6 +75,7 @@ def run(
     if isinstance(scenario, ScenarioBase) and overrides:
         spec = spec.with_overrides(overrides)
     wall_start = time.perf_counter()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
     ctx, model = build(spec, seed, check_invariants)
     env = ctx.env
     duration_ms = ctx.duration_ms
@@ -89,7 +95,9 @@ def run(
         else:
             from tqdm.auto import tqdm
 
-            bar = tqdm(total=100, desc=f"{spec.scenario.name} (simulated time)", unit="%", leave=False)
+            bar = tqdm(
+                total=100, desc=f"{spec.scenario.name} (simulated time)", unit="%", leave=False
+            )
 
             def report() -> None:
                 done = int(100 * min(1.0, (env.now + ctx.warmup_ms) / total))
@@ -130,13 +138,12 @@ def run(
     if ctx.check_invariants:
         _check_history_invariants(ctx, checked)
     check_wall = time.perf_counter() - check_start
-    return build_result(
-        ctx,
-        checked,
-        wall_s=time.perf_counter() - wall_start,
-        sim_s=sim_wall,
-        check_s=check_wall,
+    result = Result.from_run(
+        ctx, checked, wall_s=time.perf_counter() - wall_start, started_at=started_at
     )
+    result.manifest["sim_s"] = sim_wall
+    result.manifest["check_s"] = check_wall
+    return result
 
 
 def _check_history_invariants(ctx: RunContext, checked: Any) -> None:
@@ -146,13 +153,19 @@ def _check_history_invariants(ctx: RunContext, checked: Any) -> None:
     early_ack = acked & (h.ack_ms < h.intended_ms - 1e-9)
     if early_ack.any():
         i = int(early_ack.argmax())
-        raise InvariantViolation(float(h.ack_ms[i]), "history", f"message {i} acknowledged before it was produced")
+        raise InvariantViolation(
+            float(h.ack_ms[i]), "history", f"message {i} acknowledged before it was produced"
+        )
     delivered = h.deliveries > 0
     early = delivered & (h.deliver_ms < h.intended_ms - 1e-9)
     if early.any():
         i = int(early.argmax())
-        raise InvariantViolation(float(h.deliver_ms[i]), "history", f"message {i} delivered before it was produced")
+        raise InvariantViolation(
+            float(h.deliver_ms[i]), "history", f"message {i} delivered before it was produced"
+        )
     m = checked.summary["messages"]
     parts = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
     if sum(m[p] for p in parts) != m["produced"]:
-        raise InvariantViolation(ctx.env.now, "checker", "fates do not partition the produced ids", m)
+        raise InvariantViolation(
+            ctx.env.now, "checker", "fates do not partition the produced ids", m
+        )

@@ -48,7 +48,9 @@ PositiveMs = Annotated[float, Field(gt=0)]
 class ScenarioMeta(Spec):
     name: str = Field("unnamed", description="Short identifier of the scenario.")
     description: str = Field("", description="One line shown by `rksim scenarios`.")
-    lesson: str = Field("", description="What to look at and why it happens (shown in the dashboard).")
+    lesson: str = Field(
+        "", description="What to look at and why it happens (shown in the dashboard)."
+    )
     duration_s: float = Field(
         10.0, gt=0, le=MAX_DURATION_S, description="Length of the measured phase, in seconds."
     )
@@ -69,7 +71,9 @@ class ScenarioMeta(Spec):
         default_factory=list,
         description="`key=value` overrides that shrink the scenario to its CI size.",
     )
-    tags: list[str] = Field(default_factory=list, description="Free labels used to group scenarios.")
+    tags: list[str] = Field(
+        default_factory=list, description="Free labels used to group scenarios."
+    )
 
 
 class SystemSection(Spec):
@@ -86,7 +90,9 @@ class Phase(Spec):
         "burst: rate_per_s x burst_factor; diurnal: one sine period around rate_per_s.",
     )
     rate_per_s: float = Field(gt=0, le=MAX_RATE_PER_S, description="Rate of this phase.")
-    to_rate_per_s: float | None = Field(None, gt=0, le=MAX_RATE_PER_S, description="End rate of a ramp.")
+    to_rate_per_s: float | None = Field(
+        None, gt=0, le=MAX_RATE_PER_S, description="End rate of a ramp."
+    )
     burst_factor: float = Field(10.0, gt=0, le=1000, description="Multiplier of a burst phase.")
     amplitude: float = Field(0.5, ge=0, le=1, description="Relative amplitude of a diurnal phase.")
 
@@ -113,9 +119,14 @@ class Workload(Spec):
     think_time_ms: float = Field(0.0, ge=0, description="Closed loop: pause after each reply.")
     connections_per_client: int = Field(1, ge=1, le=64, description="Connections per client.")
     pipeline: int = Field(
-        1, ge=1, le=100_000, description="Requests a client sends per round trip (pipelining depth)."
+        1,
+        ge=1,
+        le=100_000,
+        description="Requests a client sends per round trip (pipelining depth).",
     )
-    consumers: int = Field(1, ge=0, le=10_000, description="Consuming clients (workers, subscribers).")
+    consumers: int = Field(
+        1, ge=0, le=10_000, description="Consuming clients (workers, subscribers)."
+    )
     processing_ms: float = Field(
         0.0, ge=0, le=600_000, description="Consumer processing time per message."
     )
@@ -125,7 +136,9 @@ class Workload(Spec):
     )
     keys: int = Field(1000, ge=1, le=100_000_000, description="Distinct keys.")
     key_distribution: Literal["uniform", "zipf"] = Field("uniform", description="Key popularity.")
-    zipf_s: float = Field(1.1, gt=0, le=10, description="Zipf exponent when key_distribution = zipf.")
+    zipf_s: float = Field(
+        1.1, gt=0, le=10, description="Zipf exponent when key_distribution = zipf."
+    )
     max_messages: int = Field(
         MAX_MESSAGES, ge=1, le=MAX_MESSAGES, description="Hard cap on produced messages."
     )
@@ -160,7 +173,9 @@ class Disk(Spec):
     write_mb_s: float = Field(500.0, gt=0, description="Sequential write bandwidth of the device.")
     read_mb_s: float = Field(1000.0, gt=0, description="Sequential read bandwidth of the device.")
     dirty_expire_centisecs: int = Field(
-        3000, ge=1, description="vm.dirty_expire_centisecs: age after which dirty pages are written back."
+        3000,
+        ge=1,
+        description="vm.dirty_expire_centisecs: age after which dirty pages are written back.",
     )
     dirty_writeback_centisecs: int = Field(
         500, ge=1, description="vm.dirty_writeback_centisecs: period of the writeback flusher."
@@ -168,7 +183,9 @@ class Disk(Spec):
 
 
 class CheckerSpec(Spec):
-    bucket_ms: float = Field(0.0, ge=0, description="Time bucket of the time series; 0 = automatic.")
+    bucket_ms: float = Field(
+        0.0, ge=0, description="Time bucket of the time series; 0 = automatic."
+    )
     min_samples: int = Field(20, ge=1, description="Samples a bucket needs to count for recovery.")
     hold_buckets: int = Field(3, ge=1, description="Buckets a recovered level must hold.")
     recovery_factor: float = Field(
@@ -225,10 +242,15 @@ class Fault(Spec):
         "None = until a later heal/restart or the final phase.",
     )
     groups: list[list[str]] = Field(
-        default_factory=list, description="partition: node groups (names or roles) cut from each other."
+        default_factory=list,
+        description="partition: node groups (names or roles) cut from each other.",
     )
-    one_way: bool = Field(False, description="partition: cut only traffic from the target outwards.")
-    factor: float = Field(10.0, gt=0, le=100_000, description="slow_disk / slow_consumer multiplier.")
+    one_way: bool = Field(
+        False, description="partition: cut only traffic from the target outwards."
+    )
+    factor: float = Field(
+        10.0, gt=0, le=100_000, description="slow_disk / slow_consumer multiplier."
+    )
     delay_ms: float = Field(100.0, ge=0, le=600_000, description="delay: extra one-way latency.")
     loss_probability: float = Field(0.1, ge=0, lt=1, description="packet_loss: packet loss rate.")
 
@@ -239,7 +261,8 @@ class Nemesis(Spec):
         default_factory=lambda: ["crash", "partition", "pause"], description="Fault kinds to draw."
     )
     targets: list[str] = Field(
-        default_factory=lambda: ["all_servers"], description="Targets (names or roles) to draw from."
+        default_factory=lambda: ["all_servers"],
+        description="Targets (names or roles) to draw from.",
     )
     mean_interval_s: float = Field(10.0, gt=0, description="Mean time between fault starts.")
     mean_duration_s: float = Field(3.0, gt=0, description="Mean fault duration.")
@@ -248,7 +271,9 @@ class Nemesis(Spec):
 class Expectation(Spec):
     """A checkable claim about the summary, e.g. `messages.lost == 0`."""
 
-    check: str = Field(description="`<summary key> <op> <number or summary key>`; op in == != < <= > >=")
+    check: str = Field(
+        description="`<summary key> <op> <number or summary key>`; op in == != < <= > >="
+    )
     why: str = Field("", description="What the expectation demonstrates.")
 
 
@@ -439,7 +464,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str] | dict[str, Any])
     else:
         for item in overrides:
             if "=" not in item:
-                raise ScenarioError([f"--set {item!r}: expected KEY=VALUE, e.g. kafka.producer.acks=1"])
+                raise ScenarioError(
+                    [f"--set {item!r}: expected KEY=VALUE, e.g. kafka.producer.acks=1"]
+                )
             key, _, raw = item.partition("=")
             items.append((key.strip(), parse_value(raw.strip())))
     for key, value in items:

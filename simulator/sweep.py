@@ -42,7 +42,9 @@ def parse_grid(items: Iterable[str]) -> dict[str, list[Any]]:
     grid: dict[str, list[Any]] = {}
     for item in items:
         if "=" not in item:
-            raise ScenarioError([f"--grid {item!r}: expected KEY=V1,V2,... e.g. kafka.producer.acks=0,1,all"])
+            raise ScenarioError(
+                [f"--grid {item!r}: expected KEY=V1,V2,... e.g. kafka.producer.acks=0,1,all"]
+            )
         key, _, values = item.partition("=")
         parsed = [parse_value(v.strip()) for v in values.split(",") if v.strip()]
         if not parsed:
@@ -130,7 +132,9 @@ def sweep(
     spec = scenario if isinstance(scenario, ScenarioBase) else load_scenario(scenario)
     base = spec.to_dict()
     grid = grid or {}
-    seed_list = [spec.scenario.seed + i for i in range(seeds)] if isinstance(seeds, int) else list(seeds)
+    seed_list = (
+        [spec.scenario.seed + i for i in range(seeds)] if isinstance(seeds, int) else list(seeds)
+    )
     points = expand(grid, seed_list)
     # validate every combination up front: a typo in a grid key fails before any run starts
     for combo in {p.params for p in points}:

@@ -117,7 +117,9 @@ class KeyChooser:
 class Workload:
     """The message source of one run: `next_batch(until_ms)` yields what arrives before then."""
 
-    def __init__(self, spec: WorkloadSpec, duration_ms: float, rngs: dict[str, np.random.Generator]):
+    def __init__(
+        self, spec: WorkloadSpec, duration_ms: float, rngs: dict[str, np.random.Generator]
+    ):
         self.spec = spec
         self.duration_ms = duration_ms
         self.profile = RateProfile(spec, duration_ms)

@@ -46,20 +46,36 @@ class QueueServer(Node):
         self.waiting: deque[tuple[int, float]] = deque()
         self.in_service: set[int] = set()
         self._wake: Any = None
+        # completions are recorded in batches: per-message numpy calls would dominate the run
+        self._done_ids: list[int] = []
+        self._done_ms: list[float] = []
+
+    def flush(self) -> None:
+        """Record the replies (= deliveries) completed since the last flush."""
+        if not self._done_ids:
+            return
+        ids = np.asarray(self._done_ids, dtype=np.int64)
+        times = np.asarray(self._done_ms)
+        self.ctx.history.ack(ids, times)
+        self.ctx.history.deliver(ids, times)
+        self._done_ids.clear()
+        self._done_ms.clear()
 
     def start(self) -> None:
         for i in range(self.model.config.servers):
             self.spawn(self._serve(i))
 
     def enqueue(self, first_id: int, times: np.ndarray) -> None:
-        self.waiting.extend(zip(range(first_id, first_id + times.size), times.tolist(), strict=True))
+        self.waiting.extend(
+            zip(range(first_id, first_id + times.size), times.tolist(), strict=True)
+        )
         if self._wake is not None and not self._wake.triggered:
             self._wake.succeed()
 
     def _serve(self, index: int) -> Generator[Any, Any, None]:
         env = self.env
-        history = self.ctx.history
         draw = self.model.service_time
+        done_ids, done_ms = self._done_ids, self._done_ms
         while True:
             if not self.waiting:
                 if self._wake is None or self._wake.triggered:
@@ -76,11 +92,12 @@ class QueueServer(Node):
             self.in_service.add(msg_id)
             yield from self.sleep(draw())
             self.in_service.discard(msg_id)
-            history.ack(msg_id, env.now)
-            history.deliver(msg_id, env.now)
+            done_ids.append(msg_id)
+            done_ms.append(env.now)
 
     def on_crash(self) -> None:
         # a crashed station forgets its queue: clients see their connection reset
+        self.flush()
         history = self.ctx.history
         dropped = [i for i, _t in self.waiting if _t <= self.env.now] + sorted(self.in_service)
         future = [(i, t) for i, t in self.waiting if t > self.env.now]
@@ -123,6 +140,7 @@ class QueueModel(SystemModel):
         env = self.env
         chunk_ms = 100.0
         while not self.workload.exhausted:
+            self.server.flush()
             batch = self.workload.next_batch(env.now + chunk_ms)
             if len(batch):
                 first = self.ctx.history.produce(batch.intended_ms, batch.keys)
@@ -132,12 +150,20 @@ class QueueModel(SystemModel):
                     self.ctx.history.fail(range(first, first + len(batch)), env.now)
             yield env.timeout(chunk_ms)
 
+    def final_read(self) -> None:
+        self.server.flush()
+
     def drained(self) -> bool:
+        self.server.flush()
         return not self.server.waiting and not self.server.in_service
 
     def gauges(self) -> dict[str, float]:
         now = self.env.now
-        queued = sum(1 for _i, t in self.server.waiting if t <= now) if len(self.server.waiting) < 10_000 else len(self.server.waiting)
+        queued = (
+            sum(1 for _i, t in self.server.waiting if t <= now)
+            if len(self.server.waiting) < 10_000
+            else len(self.server.waiting)
+        )
         return {"queue_length": float(queued + len(self.server.in_service))}
 
     def resolve_target(self, target: str) -> list[str]:

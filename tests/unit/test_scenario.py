@@ -31,7 +31,9 @@ def test_spec_is_frozen() -> None:
 
 def test_unknown_key_names_path_value_and_allowed_keys() -> None:
     (line,) = problems({"workload": {"rate": 5}})
-    assert line.startswith("workload.rate: unknown key (value 5); allowed keys: arrival, mode, rate_per_s")
+    assert line.startswith(
+        "workload.rate: unknown key (value 5); allowed keys: arrival, mode, rate_per_s"
+    )
 
 
 def test_unknown_section_is_rejected() -> None:
@@ -61,8 +63,13 @@ def test_unknown_system_kind_lists_allowed() -> None:
 
 def test_fault_after_the_end_is_rejected() -> None:
     assert problems(
-        {"scenario": {"duration_s": 5}, "faults": [{"at_s": 7, "kind": "crash", "target": "server"}]}
-    ) == ["faults[0].at_s: 7.0 is not before the end of the run; allowed: 0 <= at_s < scenario.duration_s (5.0)"]
+        {
+            "scenario": {"duration_s": 5},
+            "faults": [{"at_s": 7, "kind": "crash", "target": "server"}],
+        }
+    ) == [
+        "faults[0].at_s: 7.0 is not before the end of the run; allowed: 0 <= at_s < scenario.duration_s (5.0)"
+    ]
 
 
 def test_fault_targeting_unknown_node_lists_nodes_and_roles() -> None:
@@ -82,7 +89,7 @@ def test_several_problems_are_all_reported() -> None:
 
 
 def test_set_override_is_typed_by_the_schema() -> None:
-    spec = load_scenario({}, ["workload.rate_per_s=2500", "queue.service=\"deterministic\""])
+    spec = load_scenario({}, ["workload.rate_per_s=2500", 'queue.service="deterministic"'])
     assert spec.workload.rate_per_s == 2500.0
     assert spec.system_config.service == "deterministic"
 
@@ -116,7 +123,7 @@ def test_bad_toml_is_a_scenario_error() -> None:
 
 
 def test_missing_file_lists_builtins() -> None:
-    with pytest.raises(ScenarioError, match="no file or built-in scenario named 'nope.toml'"):
+    with pytest.raises(ScenarioError, match=r"no file or built-in scenario named 'nope\.toml'"):
         load_scenario("nope.toml")
 
 

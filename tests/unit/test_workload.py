@@ -10,7 +10,9 @@ from simulator.workload import make_workload
 
 
 def generate(overrides: dict, duration_s: float = 10.0, chunk_ms: float = 100.0, seed: int = 1):
-    spec = load_scenario({"scenario": {"duration_s": duration_s, "seed": seed}, "workload": overrides})
+    spec = load_scenario(
+        {"scenario": {"duration_s": duration_s, "seed": seed}, "workload": overrides}
+    )
     ctx = RunContext(spec)
     wl = make_workload(ctx.rng, spec.workload, ctx.duration_ms)
     times, keys, sizes = [], [], []
@@ -74,7 +76,9 @@ def test_burst_phase_multiplies_rate() -> None:
 
 
 def test_zipf_keys_make_key_zero_hottest() -> None:
-    _, keys, _ = generate({"rate_per_s": 5000, "keys": 1000, "key_distribution": "zipf", "zipf_s": 1.1})
+    _, keys, _ = generate(
+        {"rate_per_s": 5000, "keys": 1000, "key_distribution": "zipf", "zipf_s": 1.1}
+    )
     counts = np.bincount(keys, minlength=1000)
     assert counts.argmax() == 0
     assert counts[0] > 10 * counts[100:].mean()
@@ -88,7 +92,9 @@ def test_uniform_keys_cover_the_key_space() -> None:
 
 
 def test_size_distribution_keeps_the_mean() -> None:
-    _, _, sizes = generate({"rate_per_s": 5000, "value_bytes": 1000, "value_bytes_distribution": "lognormal"})
+    _, _, sizes = generate(
+        {"rate_per_s": 5000, "value_bytes": 1000, "value_bytes_distribution": "lognormal"}
+    )
     # lognormal sigma 1: sd/mean ~1.31; se of the mean over 50k ~0.6%
     assert abs(sizes.mean() / 1000 - 1) < 0.05
 
