@@ -39,4 +39,4 @@ notebooks: $(STAMP_DEV)
 	$(BIN)/jupyter lab --ip 127.0.0.1 notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis build *.egg-info test-artifacts

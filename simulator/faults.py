@@ -8,7 +8,7 @@ is partitioned keeps accepting writes, ...). Every fault is recorded with its be
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Callable, Generator, Iterable
 from typing import TYPE_CHECKING, Any
 
 from simulator.context import FaultRecord
@@ -22,13 +22,24 @@ if TYPE_CHECKING:
 NODE_DOWN_KINDS = ("crash", "power_loss", "stop", "consumer_crash")
 
 
+def _each(action: Callable[[Any], object], items: Iterable[Any]) -> Callable[[], None]:
+    """A callable that applies `action` to every item (the undo of a fault)."""
+    frozen = list(items)
+
+    def undo() -> None:
+        for item in frozen:
+            action(item)
+
+    return undo
+
+
 class FaultInjector:
     """Runs the scenario's `[[faults]]` and the random nemesis against one model."""
 
     def __init__(self, ctx: RunContext, model: SystemModel):
         self.ctx = ctx
         self.model = model
-        self._undo: dict[int, Any] = {}  # fault index -> callable that ends it
+        self._undo: dict[int, Callable[[], None]] = {}  # fault index -> what ends it
 
     def start(self) -> None:
         """Schedule every fault of the spec (the measured phase starts at t = 0)."""
@@ -101,15 +112,15 @@ class FaultInjector:
         if kind in ("crash", "consumer_crash"):
             for node in targets:
                 node.crash()
-            self._undo[record.index] = lambda: [n.restart() for n in targets]
+            self._undo[record.index] = _each(Node.restart, targets)
         elif kind == "power_loss":
             for node in targets:
                 node.power_loss()
-            self._undo[record.index] = lambda: [n.restart() for n in targets]
+            self._undo[record.index] = _each(Node.restart, targets)
         elif kind == "stop":
             for node in targets:
                 node.stop()
-            self._undo[record.index] = lambda: [n.restart() for n in targets]
+            self._undo[record.index] = _each(Node.restart, targets)
         elif kind == "restart":
             for node in targets:
                 if node.is_running:
@@ -119,16 +130,16 @@ class FaultInjector:
             duration = None if fault.duration_s is None else fault.duration_s * 1000.0
             for node in targets:
                 node.pause(duration)
-            self._undo[record.index] = lambda: [n.resume() for n in targets]
+            self._undo[record.index] = _each(Node.resume, targets)
         elif kind == "slow_consumer":
             for node in targets:
                 node.slowdown = fault.factor
-            self._undo[record.index] = lambda: [setattr(n, "slowdown", 1.0) for n in targets]
+            self._undo[record.index] = _each(lambda n: setattr(n, "slowdown", 1.0), targets)
         elif kind == "slow_disk":
             disks = [d for n in targets for d in n.disks]
             for disk in disks:
                 disk.slow(fault.factor)
-            self._undo[record.index] = lambda: [d.restore() for d in disks]
+            self._undo[record.index] = _each(lambda d: d.restore(), disks)
         elif kind == "partition":
             assert net is not None
             if fault.groups:
@@ -139,9 +150,9 @@ class FaultInjector:
                 cut = net.partition(groups)
             else:
                 cut_ids = [net.isolate(n, one_way=fault.one_way) for n in nodes]
-                self._undo[record.index] = lambda: [net.heal(c) for c in cut_ids]
+                self._undo[record.index] = _each(net.heal, cut_ids)
                 return
-            self._undo[record.index] = lambda: net.heal(cut)
+            self._undo[record.index] = _each(net.heal, [cut])
         elif kind == "heal":
             assert net is not None
             net.heal()
@@ -153,12 +164,12 @@ class FaultInjector:
             assert net is not None
             for n in nodes:
                 net.set_delay(n, fault.delay_ms)
-            self._undo[record.index] = lambda: [net.clear_delay(n) for n in nodes]
+            self._undo[record.index] = _each(net.clear_delay, nodes)
         elif kind == "packet_loss":
             assert net is not None
             for n in nodes:
                 net.set_loss(n, fault.loss_probability)
-            self._undo[record.index] = lambda: [net.clear_loss(n) for n in nodes]
+            self._undo[record.index] = _each(net.clear_loss, nodes)
 
     def end(self, record: FaultRecord) -> None:
         """End a fault (its duration passed, or the final phase heals everything)."""

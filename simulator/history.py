@@ -82,6 +82,14 @@ class History:
         "deliveries": (np.int32, 0),
     }
 
+    _intended_ms: np.ndarray
+    _key: np.ndarray
+    _ack_ms: np.ndarray
+    _status: np.ndarray
+    _cause: np.ndarray
+    _deliver_ms: np.ndarray
+    _deliveries: np.ndarray
+
     def __init__(self, n_keys: int = 1, capacity: int = 1024):
         self.n = 0
         self._cap = max(16, capacity)

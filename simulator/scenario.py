@@ -35,6 +35,10 @@ class ScenarioError(ValueError):
         self.problems = problems
         super().__init__("\n".join(problems))
 
+    def __reduce__(self) -> tuple[type[ScenarioError], tuple[list[str]]]:
+        # keep the problem list intact when the error crosses a process boundary (sweeps)
+        return (type(self), (self.problems,))
+
 
 class Spec(BaseModel):
     """Base of every spec section: frozen, unknown keys forbidden."""
@@ -258,7 +262,8 @@ class Fault(Spec):
 class Nemesis(Spec):
     enabled: bool = Field(False, description="Inject random faults during the measured phase.")
     kinds: list[FaultKind] = Field(
-        default_factory=lambda: ["crash", "partition", "pause"], description="Fault kinds to draw."
+        default_factory=lambda: list[FaultKind](["crash", "partition", "pause"]),
+        description="Fault kinds to draw.",
     )
     targets: list[str] = Field(
         default_factory=lambda: ["all_servers"],
@@ -294,7 +299,14 @@ class ScenarioBase(Spec):
         kinds = systems.kinds()
         kind = self.system.kind
         if kind not in kinds:
-            problems.append(f"system.kind: unknown system {kind!r}; allowed: {', '.join(kinds)}")
+            if kind in systems.load_errors:
+                problems.append(
+                    f"system.kind: the {kind!r} model failed to load: {systems.load_errors[kind]}"
+                )
+            else:
+                problems.append(
+                    f"system.kind: unknown system {kind!r}; allowed: {', '.join(kinds)}"
+                )
             raise ValueError("\n".join(problems))
         section = self.system_config
         names = set(section.node_names()) if section is not None else set()

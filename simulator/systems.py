@@ -45,13 +45,20 @@ class System:
 
 
 _registered: dict[str, System] = {}
+# a model that fails to import must not take the others down: its error is kept and reported
+# when a scenario asks for that kind
+load_errors: dict[str, str] = {}
 
 
 @functools.cache
 def _from_entry_points() -> dict[str, System]:
     found: dict[str, System] = {}
     for ep in sorted(entry_points(group="rksim.systems"), key=lambda e: e.name):
-        system = ep.load()
+        try:
+            system = ep.load()
+        except Exception as exc:
+            load_errors[ep.name] = f"{type(exc).__name__}: {exc}"
+            continue
         found[system.kind] = system
     return found
 

@@ -49,6 +49,7 @@ class QueueServer(Node):
         # completions are recorded in batches: per-message numpy calls would dominate the run
         self._done_ids: list[int] = []
         self._done_ms: list[float] = []
+        self.waiters: dict[int, Any] = {}  # closed-loop clients waiting for their reply
 
     def flush(self) -> None:
         """Record the replies (= deliveries) completed since the last flush."""
@@ -94,6 +95,9 @@ class QueueServer(Node):
             self.in_service.discard(msg_id)
             done_ids.append(msg_id)
             done_ms.append(env.now)
+            waiter = self.waiters.pop(msg_id, None)
+            if waiter is not None:
+                waiter.succeed()
 
     def on_crash(self) -> None:
         # a crashed station forgets its queue: clients see their connection reset
@@ -134,7 +138,26 @@ class QueueModel(SystemModel):
 
     def start_workload(self) -> None:
         self.server.start()
-        self.env.process(self._arrivals())
+        if self.spec.workload.mode == "closed":
+            for i in range(self.spec.workload.clients):
+                self.client.spawn(self._closed_client(i))
+        else:
+            self.env.process(self._arrivals())
+
+    def _closed_client(self, index: int) -> Generator[Any, Any, None]:
+        """A client that sends one request, waits for the reply, thinks, and sends again."""
+        env = self.env
+        wl = self.spec.workload
+        keys = self.workload.keys
+        think = self.ctx.rng(f"queue.think.{index}")
+        while env.now < self.ctx.duration_ms and self.ctx.phase == "measured":
+            msg_id = self.ctx.history.produce(env.now, keys.draw(1), count=1)
+            reply = env.event()
+            self.server.waiters[msg_id] = reply
+            self.server.enqueue(msg_id, np.array([env.now]))
+            yield reply
+            if wl.think_time_ms > 0:
+                yield env.timeout(float(think.exponential(wl.think_time_ms)))
 
     def _arrivals(self) -> Generator[Any, Any, None]:
         env = self.env

@@ -82,3 +82,21 @@ def test_a_crashed_station_answers_nothing_until_restart() -> None:
         )
         == m["produced"]
     )
+
+
+def test_closed_loop_clients_obey_the_interactive_response_time_law() -> None:
+    # N clients, think time Z, response time R: throughput X = N / (R + Z) (Little's law applied
+    # to the whole loop). Both X and R are measured, so the law must hold to within the noise
+    # of the end effects (~1% with ~20k requests).
+    spec = load_scenario(
+        {
+            "scenario": {"duration_s": 20, "warmup_s": 0},
+            "workload": {"mode": "closed", "clients": 4, "think_time_ms": 5.0},
+            "queue": {"service_ms": 1.0},
+        }
+    )
+    result = run(spec)
+    x_per_ms = result.summary["throughput"]["acked_per_s"] / 1000.0
+    r_ms = result.summary["latency_ms"]["ack"]["mean"]
+    assert x_per_ms * (r_ms + 5.0) == pytest.approx(4, rel=0.03)
+    assert result.summary["messages"]["in_flight"] == 0
