@@ -147,7 +147,7 @@ def _cause_category_lut(cause: np.ndarray) -> np.ndarray:
 def _by_cause(codes: np.ndarray) -> dict[str, int]:
     """Counts per cause name, sorted by name (codes are only stable within one process)."""
     found = np.bincount(codes, minlength=1)
-    named = {hist.CAUSES[c][1]: int(found[c]) for c in np.flatnonzero(found) if c != 0}
+    named = {hist.CAUSES[c][1]: int(found[c]) for c in np.flatnonzero(found).tolist() if c != 0}
     return dict(sorted(named.items()))
 
 
@@ -248,8 +248,8 @@ def grouped_quantiles(
     ordered = values[np.argsort(narrow, kind="stable")]
     ends = np.cumsum(counts)
     starts = ends - counts
-    has = np.flatnonzero(counts > 1)
-    for begin, end in zip(starts[has].tolist(), ends[has].tolist(), strict=True):
+    several = np.flatnonzero(counts > 1)
+    for begin, end in zip(starts[several].tolist(), ends[several].tolist(), strict=True):
         ordered[begin:end].sort()
     has = counts > 0
     first, last = starts[has], ends[has] - 1
