@@ -20,7 +20,7 @@ __all__ = ["Result", "Scenario", "ScenarioError", "load_scenario", "run", "sweep
 if TYPE_CHECKING:
     from simulator.results import Result
     from simulator.runner import run
-    from simulator.sweep import sweep
+    from simulator.sweeps import sweep
 
 
 def __getattr__(name: str) -> Any:
@@ -30,7 +30,7 @@ def __getattr__(name: str) -> Any:
 
         return run
     if name == "sweep":
-        from simulator.sweep import sweep
+        from simulator.sweeps import sweep
 
         return sweep
     if name == "Result":

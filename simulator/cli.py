@@ -158,8 +158,8 @@ def sweep(
     ci: Annotated[bool, typer.Option("--ci", help="Apply the scenario's small CI size.")] = False,
 ) -> None:
     """Run a grid of parameters x seeds in parallel; write one tidy Parquet table."""
-    from simulator.sweep import parse_grid
-    from simulator.sweep import sweep as run_sweep
+    from simulator.sweeps import parse_grid
+    from simulator.sweeps import sweep as run_sweep
 
     spec = load_scenario(scenario, set_ or [], ci=ci)
     table = run_sweep(

@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from simulator import load_scenario
-from simulator import sweep as sweep_module
+from simulator import sweeps as sweep_module
 from simulator.results import Result
 
 RKSIM = [sys.executable, "-m", "simulator.cli"]
