@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 
 from simulator import history as hist
+from simulator.buckets import BucketLatency, Grid, gauge_by_bucket
+from simulator.recovery import faults_summary
 
 if TYPE_CHECKING:
     from simulator.context import RunContext
@@ -29,20 +31,7 @@ _CATEGORY_FATE = {hist.LOST: LOST, hist.SKIPPED: SKIPPED, hist.SUPERSEDED: SUPER
 
 # Events by which the system (or its clients) notices a fault: the first one after a fault's
 # begin gives its detection time.
-DETECTION_KINDS = (
-    "failure_detected",
-    "leader_elected",
-    "failover",
-    "sdown",
-    "odown",
-    "broker_fenced",
-    "isr_shrink",
-    "rebalance",
-    "connection_reset",
-)
 LATENCY_QUANTILES = (("p50", 0.50), ("p95", 0.95), ("p99", 0.99), ("p999", 0.999))
-NOT_RECOVERED = "not_recovered"
-LAG_GAUGE = "consumer_lag"
 TIMESERIES_COLUMNS = (
     "t_ms",
     "produced",
@@ -110,15 +99,15 @@ def check(ctx: RunContext) -> Checked:
     # latency from the intended send time (no coordinated omission); NaN where there is none
     ack_latency = np.where(acked, history.ack_ms - intended, np.nan)
     e2e_latency = history.deliver_ms - intended
-    grid = _Grid.covering(ctx, bucket_ms)
-    ack_buckets = _Latency(grid, intended, ack_latency)
-    e2e_buckets = _Latency(grid, intended, e2e_latency)
+    grid = Grid.covering(ctx, bucket_ms)
+    ack_buckets = BucketLatency(grid, intended, ack_latency)
+    e2e_buckets = BucketLatency(grid, intended, e2e_latency)
     summary: dict[str, Any] = {
         "messages": _message_counts(history, fates, counts),
         "latency_ms": {"ack": _stats(ack_buckets.values), "end_to_end": _stats(e2e_buckets.values)},
         "throughput": _throughput(history, duration_ms),
         "availability": _availability(intended, acked, duration_ms, bucket_ms),
-        "faults": _faults_summary(ctx, grid, acked, ack_buckets if acked.any() else e2e_buckets),
+        "faults": faults_summary(ctx, grid, acked, ack_buckets if acked.any() else e2e_buckets),
         "sim_events": len(ctx.events),
         "duration_s": duration_ms / 1000.0,
         "bucket_ms": bucket_ms,
@@ -231,111 +220,13 @@ def _availability(
     }
 
 
-def grouped_quantiles(
-    groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Quantiles of `values` per group (numpy's linear interpolation), never a loop per value.
-
-    Returns (quantiles of shape (len(qs), n_groups), NaN for empty groups; count per group).
-    Values are grouped by a stable (radix) sort, then each non-empty group is sorted in place:
-    cheaper than one lexsort over everything, and groups are time buckets, a few hundred.
-    """
-    out = np.full((len(qs), n_groups), np.nan)
-    counts = np.bincount(groups, minlength=n_groups)[:n_groups]
-    if values.size == 0:
-        return out, counts
-    narrow = groups.astype(np.uint16) if n_groups <= np.iinfo(np.uint16).max else groups
-    ordered = values[np.argsort(narrow, kind="stable")]
-    ends = np.cumsum(counts)
-    starts = ends - counts
-    several = np.flatnonzero(counts > 1)
-    for begin, end in zip(starts[several].tolist(), ends[several].tolist(), strict=True):
-        ordered[begin:end].sort()
-    has = counts > 0
-    first, last = starts[has], ends[has] - 1
-    for i, q in enumerate(qs):
-        pos = first + q * (counts[has] - 1)
-        lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, last)
-        out[i, has] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-    return out, counts
-
-
-# time buckets ----------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class _Grid:
-    """Buckets of `bucket_ms` aligned on t = 0, from the warm-up to the last recorded fact."""
-
-    start_ms: float
-    bucket_ms: float
-    n: int
-
-    @classmethod
-    def covering(cls, ctx: RunContext, bucket_ms: float) -> _Grid:
-        history = ctx.history
-        last = [float(ctx.duration_ms)]
-        for times in (history.intended_ms, history.ack_ms, history.deliver_ms):
-            if np.isfinite(times).any():
-                last.append(float(np.nanmax(times)))
-        last += [e.t_ms for e in ctx.events] + [max(t, default=0.0) for t, _ in ctx.gauges.values()]
-        last += [f.end_ms if f.end_ms is not None else f.begin_ms for f in ctx.faults]
-        start = math.floor(-float(ctx.warmup_ms) / bucket_ms) * bucket_ms
-        return cls(float(start), bucket_ms, math.floor((max(last) - start) / bucket_ms) + 1)
-
-    @property
-    def starts(self) -> np.ndarray:
-        return self.start_ms + self.bucket_ms * np.arange(self.n)
-
-    def index(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(bucket index of each finite time inside the grid, mask of those times)."""
-        raw = np.floor((times - self.start_ms) / self.bucket_ms)
-        ok = np.isfinite(raw) & (raw >= 0) & (raw < self.n)
-        return raw[ok].astype(np.int64), ok
-
-    def count(self, times: np.ndarray) -> np.ndarray:
-        return np.bincount(self.index(times)[0], minlength=self.n)
-
-
-class _Latency:
-    """Latency samples bucketed by intended send time, with p50 and p99 per bucket."""
-
-    def __init__(self, grid: _Grid, intended: np.ndarray, latency: np.ndarray):
-        finite = np.isfinite(latency)
-        self.intended, self.values = intended[finite], latency[finite]
-        bucket, inside = grid.index(self.intended)
-        self.bucket = np.full(self.values.size, -1, dtype=np.int64)
-        self.bucket[inside] = bucket
-        (self.p50, self.p99), self.samples = grouped_quantiles(
-            bucket, self.values[inside], grid.n, (0.5, 0.99)
-        )
-
-
-def _gauge_by_bucket(
-    grid: _Grid, times: list[float], values: list[float]
-) -> tuple[np.ndarray, ...]:
-    """(last value per bucket forward-filled, max per bucket with empty buckets at the held value)."""
-    t = np.asarray(times, dtype=np.float64)
-    v = np.asarray(values, dtype=np.float64)
-    order = np.argsort(t, kind="stable")
-    bucket, ok = grid.index(t[order])
-    v = v[order][ok]
-    last = np.full(grid.n, np.nan)
-    peak = np.full(grid.n, np.nan)
-    if bucket.size:
-        final = np.r_[bucket[1:] != bucket[:-1], True]
-        last[bucket[final]] = v[final]
-        np.fmax.at(peak, bucket, v)
-    held = pd.Series(last).ffill().to_numpy()
-    return held, np.where(np.isnan(peak), held, peak)
-
-
 def _timeseries(
     history: History,
     fates: np.ndarray,
     gauges: dict[str, Any],
-    grid: _Grid,
-    ack: _Latency,
-    e2e: _Latency,
+    grid: Grid,
+    ack: BucketLatency,
+    e2e: BucketLatency,
 ) -> pd.DataFrame:
     bucket, inside = grid.index(history.intended_ms)
     columns: dict[str, Any] = {
@@ -352,101 +243,8 @@ def _timeseries(
     for name in sorted(gauges):
         times, values = gauges[name]
         column = name if name not in columns else f"gauge:{name}"
-        columns[column] = _gauge_by_bucket(grid, times, values)[0]
+        columns[column] = gauge_by_bucket(grid, times, values)[0]
     return pd.DataFrame(columns)
-
-
-# faults ----------------------------------------------------------------------------------------
-def _first_recovered(
-    grid: _Grid, begin_ms: float, level: np.ndarray, usable: np.ndarray, threshold: float, hold: int
-) -> float | str:
-    """Time from `begin_ms` to the start of the first of `hold` usable buckets all <= threshold."""
-    candidates = np.flatnonzero((grid.starts >= begin_ms) & usable)
-    good = (level[candidates] <= threshold).astype(np.int64)
-    if good.size < hold:
-        return NOT_RECOVERED
-    held = np.convolve(good, np.ones(hold, dtype=np.int64), mode="valid") == hold
-    if not held.any():
-        return NOT_RECOVERED
-    return float(grid.starts[candidates[int(np.argmax(held))]] - begin_ms)
-
-
-def _threshold(baseline: float, spec: Any) -> float:
-    return max(baseline * spec.recovery_factor, baseline + spec.recovery_floor_ms)
-
-
-class _Recovery:
-    """Per-bucket p99 latency and consumer lag against their pre-fault level."""
-
-    def __init__(self, ctx: RunContext, grid: _Grid, latency: _Latency):
-        self.grid, self.spec, self.latency = grid, ctx.spec.checker, latency
-        self.lag = ctx.gauges.get(LAG_GAUGE)
-        if self.lag is not None:
-            self.lag_times = np.asarray(self.lag[0], dtype=np.float64)
-            self.lag_values = np.asarray(self.lag[1], dtype=np.float64)
-            self.lag_level = _gauge_by_bucket(grid, *self.lag)[1]
-
-    def p99_after(self, begin_ms: float) -> float | str | None:
-        grid, lat = self.grid, self.latency
-        enough = lat.samples >= self.spec.min_samples
-        before = (grid.starts >= 0) & (grid.starts + grid.bucket_ms <= begin_ms) & enough
-        pre = (lat.intended >= 0) & (lat.intended < begin_ms)
-        pooled = pre & (lat.bucket >= 0) & before[np.maximum(lat.bucket, 0)]
-        samples = lat.values[pooled] if pooled.any() else lat.values[pre]
-        if samples.size == 0:
-            return None
-        threshold = _threshold(float(np.percentile(samples, 99)), self.spec)
-        return _first_recovered(grid, begin_ms, lat.p99, enough, threshold, self.spec.hold_buckets)
-
-    def lag_after(self, begin_ms: float) -> float | str | None:
-        if self.lag is None:
-            return None
-        pre = (self.lag_times >= 0) & (self.lag_times < begin_ms)
-        if not pre.any():
-            return None
-        threshold = _threshold(float(np.percentile(self.lag_values[pre], 99)), self.spec)
-        usable = ~np.isnan(self.lag_level)
-        return _first_recovered(
-            self.grid, begin_ms, self.lag_level, usable, threshold, self.spec.hold_buckets
-        )
-
-
-def _faults_summary(
-    ctx: RunContext, grid: _Grid, acked: np.ndarray, latency: _Latency
-) -> list[dict[str, Any]]:
-    """Per fault: time to detection, to the first acknowledged write, to p99 and lag recovery."""
-    if not ctx.faults:
-        return []
-    history = ctx.history
-    recovery = _Recovery(ctx, grid, latency)
-    detections = np.sort([e.t_ms for e in ctx.events if e.kind in DETECTION_KINDS])
-    # earliest acknowledgement among messages intended at or after each time: a suffix minimum
-    order = np.argsort(history.intended_ms, kind="stable")
-    by_intended = history.intended_ms[order]
-    ack_sorted = np.where(acked, history.ack_ms, np.inf)[order]
-    earliest_ack = np.minimum.accumulate(ack_sorted[::-1])[::-1] if order.size else ack_sorted
-    out = []
-    for fault in ctx.faults:
-        begin = float(fault.begin_ms)
-        i = int(np.searchsorted(detections, begin, side="left"))
-        detect = float(detections[i] - begin) if i < detections.size else None
-        j = int(np.searchsorted(by_intended, begin, side="left"))
-        first_write = _number(earliest_ack[j] - begin) if j < order.size else None
-        out.append(
-            {
-                "index": int(fault.index),
-                "kind": fault.kind,
-                "target": fault.target,
-                "nodes": list(fault.nodes),
-                "begin_ms": begin,
-                "end_ms": None if fault.end_ms is None else float(fault.end_ms),
-                "detect_ms": detect,
-                "first_write_ms": first_write,
-                "p99_recovery_ms": recovery.p99_after(begin),
-                "lag_recovery_ms": recovery.lag_after(begin),
-            }
-        )
-    return out
 
 
 # tables ----------------------------------------------------------------------------------------

@@ -13,7 +13,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from simulator.checker import FATES, NOT_RECOVERED, TIMESERIES_COLUMNS
+from simulator.checker import FATES, TIMESERIES_COLUMNS
+from simulator.recovery import NOT_RECOVERED
 
 if TYPE_CHECKING:
     from simulator.results import Result

@@ -24,7 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
-from simulator.checker import FATES, NOT_RECOVERED, Checked
+from simulator.checker import FATES, Checked
+from simulator.recovery import NOT_RECOVERED
 
 if TYPE_CHECKING:
     from simulator.context import RunContext

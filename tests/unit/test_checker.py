@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import checker, systems
+from simulator import buckets, checker, recovery, systems
 from simulator import history as hist
 from simulator import scenario as sc
 from simulator.context import Event, FaultRecord, RunContext
@@ -241,7 +241,7 @@ def test_grouped_quantiles_match_numpy_per_group():
     groups = rng.integers(0, 6, 500)
     values = rng.lognormal(size=500)
     qs = (0.5, 0.99, 0.0, 1.0)
-    out, counts = checker.grouped_quantiles(groups, values, 8, qs)
+    out, counts = buckets.grouped_quantiles(groups, values, 8, qs)
     for g in range(8):
         sel = values[groups == g]
         assert counts[g] == sel.size
@@ -321,7 +321,7 @@ def test_p99_recovery_is_found_within_one_bucket():
 
 def test_a_fault_that_never_recovers_says_so():
     fault = checker.check(spiky_ctx(None)).summary["faults"][0]
-    assert fault["p99_recovery_ms"] == checker.NOT_RECOVERED
+    assert fault["p99_recovery_ms"] == recovery.NOT_RECOVERED
 
 
 def test_a_fault_without_a_pre_fault_baseline_has_no_recovery_time():

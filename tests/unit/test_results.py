@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from simulator import checker, systems
+from simulator import checker, recovery, systems
 from simulator import scenario as sc
 from simulator.context import Event, FaultRecord, RunContext
 from simulator.results import Result, evaluate_expectations, summary_value
@@ -104,7 +104,7 @@ def test_summary_values_follow_dotted_paths():
 def test_a_result_evaluates_the_scenarios_expectations():
     result = make_result()
     assert [e["held"] for e in result.expectations] == [True, True, False]
-    assert result.expectations[2]["actual"] == checker.NOT_RECOVERED
+    assert result.expectations[2]["actual"] == recovery.NOT_RECOVERED
     assert not result.passed
 
 
