@@ -34,3 +34,16 @@ def test_wall_time_lives_in_the_manifest_not_the_summary() -> None:
     a = run(load_scenario(SPEC), seed=11)
     assert "wall_s" in a.manifest
     assert "wall" not in a.summary_json()
+
+
+def _summary_in_worker(spec_dict: dict, seed: int) -> str:
+    return run(load_scenario(spec_dict), seed=seed).summary_json()
+
+
+def test_a_run_in_a_worker_process_equals_the_same_run_in_process() -> None:
+    import multiprocessing
+
+    spec = load_scenario(SPEC)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        remote = pool.apply(_summary_in_worker, (spec.to_dict(), 5))
+    assert remote == run(spec, seed=5).summary_json()
