@@ -1,6 +1,6 @@
 """rksim dashboard: `streamlit run dashboard/app.py` (or `make run`).
 
-The entry point only sets the page up and routes; each page lives in `dashboard/pages/` and
+The entry point only sets the page up and routes; each page lives in `dashboard/views/` and
 registers here with `st.Page`. Pages draw widgets and `simulator.plots` figures; every run goes
 through `dashboard/runs.py` into `simulator.runner` (DESIGN rule 8: a thin dashboard).
 """
@@ -11,12 +11,14 @@ import streamlit as st
 
 st.set_page_config(page_title="rksim", page_icon=":material/hub:", layout="wide")
 
+# Pages live in views/, not pages/: Streamlit treats a pages/ folder next to the entry script as
+# a legacy (v1) multipage app until st.navigation has run once in the server process, so the
+# first visitor of a deep link such as /playground would get the bare page without this entry.
 PAGES = [
     st.Page(
-        "pages/playground.py",
+        "views/playground.py",
         title="Playground",
         icon=":material/science:",
-        url_path="playground",
         default=True,
     ),
 ]

@@ -54,7 +54,8 @@ def scalar_kind(annotation: Any) -> tuple[str, tuple[Any, ...], bool] | None:
     if typing.get_origin(inner) is Literal:
         return "choice", tuple(typing.get_args(inner)), optional
     if inner is bool:
-        return "bool", (), optional
+        # an unset optional flag is a third state a checkbox cannot show
+        return ("choice", (True, False), True) if optional else ("bool", (), False)
     if inner is int:
         return "int", (), optional
     if inner is float:
@@ -153,14 +154,16 @@ def param_widget(param: Param, key: str) -> Any:
     if param.kind == "bool":
         return st.checkbox(label, value=bool(param.value), key=key, help=help_)
     if param.kind == "choice":
-        options = list(param.choices)
+        options = ([None] if param.optional else []) + list(param.choices)
         index = options.index(param.value) if param.value in options else 0
-        return st.selectbox(label, options, index=index, key=key, help=help_)
+        return st.selectbox(
+            label, options, index=index, format_func=_choice_label, key=key, help=help_
+        )
     low, high = _bounds(param.field, param.kind)
     if param.kind == "int":
-        value = None if param.value is None else int(param.value)
+        whole = None if param.value is None else int(param.value)
         return st.number_input(
-            label, min_value=low, max_value=high, value=value, step=1, key=key, help=help_
+            label, min_value=low, max_value=high, value=whole, step=1, key=key, help=help_
         )
     value = None if param.value is None else float(param.value)
     return st.number_input(
@@ -173,6 +176,14 @@ def param_widget(param: Param, key: str) -> Any:
         key=key,
         help=help_,
     )
+
+
+def _choice_label(value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def changed(params: list[Param], values: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,7 @@ def fates_figure(result: Result) -> go.Figure:
                     hovertemplate=f"{name}: %{{x:,}} ({share:.2f}%)<extra></extra>",
                 )
             )
-    fig.update_layout(barmode="stack", height=260)
+    fig.update_layout(barmode="stack", height=260, showlegend=True)
     fig.update_yaxes(showticklabels=False)
     return _layout(fig, "What happened to every message", "", x_title="messages")
 

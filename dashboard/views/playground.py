@@ -22,6 +22,7 @@ DEFAULT_SCENARIO = "queue_mm1"
 # Core parameters offered for every scenario (the system's own section is added below).
 CORE_FIELDS = {"scenario": ("seed", "duration_s"), "workload": ("rate_per_s",)}
 LATENCY_KINDS = {"ack": "produce -> acknowledgement", "end_to_end": "produce -> delivery"}
+HELD_COLORS = {"held": plots.FATE_COLORS["delivered"], "NOT HELD": plots.FATE_COLORS["lost"]}
 RUN_STATE = "playground.run"  # the spec of the run on display (session state)
 ERROR_STATE = "playground.errors"  # (scenario, validation problems) of the last submitted form
 
@@ -111,7 +112,9 @@ def show_result(spec: ScenarioBase, overrides: dict[str, Any], result: Result) -
         return f"{100.0 * count / produced:.2f}% of produced" if produced else ""
 
     lost_causes = ", ".join(f"{c}: {n:,}" for c, n in messages.get("lost_by_cause", {}).items())
-    dup_causes = ", ".join(f"{c}: {n:,}" for c, n in messages.get("duplicates_by_cause", {}).items())
+    dup_causes = ", ".join(
+        f"{c}: {n:,}" for c, n in messages.get("duplicates_by_cause", {}).items()
+    )
     columns = st.columns(4)
     columns[0].metric("produced", f"{produced:,}", help="Messages the workload sent.")
     columns[1].metric(
@@ -148,7 +151,11 @@ def show_result(spec: ScenarioBase, overrides: dict[str, Any], result: Result) -
 
     if result.expectations:
         st.markdown("**Expectations**")
-        st.dataframe(expectations_frame(result), hide_index=True, key="playground.expectations")
+        frame = expectations_frame(result)
+        styled = frame.style.map(
+            lambda held: f"color: {HELD_COLORS[held]}; font-weight: 600", subset=["held"]
+        )
+        st.dataframe(styled, hide_index=True, key="playground.expectations")
 
     stem = runs.file_stem(spec)
     left, right = st.columns(2)
@@ -178,7 +185,7 @@ def expectations_frame(result: Result) -> pd.DataFrame:
     return pd.DataFrame(
         [
             {
-                "held": "✅ held" if e["held"] else "❌ not held",
+                "held": "held" if e["held"] else "NOT HELD",
                 "check": e["check"],
                 "actual": _readable(e["actual"]),
                 "why": e["why"],
@@ -204,9 +211,10 @@ name = pick_scenario()
 try:
     base = load_scenario(name)
 except ScenarioError as exc:
-    st.error(f"The built-in scenario {name!r} does not validate:\n\n" + "\n".join(
-        f"- {line}" for line in exc.problems
-    ))
+    st.error(
+        f"The built-in scenario {name!r} does not validate:\n\n"
+        + "\n".join(f"- {line}" for line in exc.problems)
+    )
     st.stop()
 if base.scenario.lesson:
     with st.expander("What this scenario shows"):
@@ -234,7 +242,11 @@ with form_column:
 
 with result_column:
     current = st.session_state.get(RUN_STATE)
-    if current is None:
+    if current is None and problems and name_with_problems == name:
+        st.info(
+            "Correct the parameters on the left and press **Run** again.", icon=":material/info:"
+        )
+    elif current is None:
         st.info("Pick a scenario, adjust its parameters and press **Run**.", icon=":material/info:")
     else:
         show_run(*current)

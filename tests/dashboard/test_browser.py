@@ -6,6 +6,7 @@ test (the `browser` marker and `require_module`, see tests/support.py).
 
 from __future__ import annotations
 
+import re
 import sys
 import time
 import urllib.request
@@ -91,30 +92,48 @@ def test_playground_runs_the_default_scenario_in_chromium(
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
             console_errors: list[str] = []
             page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-            page.goto(f"{dashboard_url}/playground", wait_until="domcontentloaded")
+            page.goto(dashboard_url, wait_until="domcontentloaded")  # Playground is the default
 
             run_button = page.get_by_role("button", name="Run")
             expect(run_button).to_be_visible(timeout=60_000)
-            expect(page.get_by_text("queue_mm1", exact=False).first).to_be_visible()
+            scenario = page.get_by_role("combobox", name="Scenario")
+            expect(scenario).to_have_value(re.compile(r"^queue_mm1 — "))
             run_button.click()
 
             charts = page.locator('[data-testid="stPlotlyChart"] .js-plotly-plot')
             expect(charts).to_have_count(2, timeout=90_000)
             expect(page.locator(".main-svg .gtitle").first).to_be_visible(timeout=30_000)
-            titles = page.locator(".gtitle").all_inner_texts()
+            titles = page.locator(".gtitle").all_text_contents()
             assert "What happened to every message" in titles
             assert any(t.startswith("Produce -> ack latency") for t in titles), titles
 
             metrics = page.locator('[data-testid="stMetric"]')
             expect(metrics).to_have_count(4)
-            labels = [m.lower() for m in page.locator('[data-testid="stMetricLabel"]').all_inner_texts()]
+            labels = [
+                m.lower() for m in page.locator('[data-testid="stMetricLabel"]').all_inner_texts()
+            ]
             assert labels == ["produced", "delivered", "lost", "duplicates"]
             expect(page.get_by_role("button", name="summary.json")).to_be_visible()
 
-            page.wait_for_timeout(500)  # let plotly finish its transitions before the shot
-            page.screenshot(path=str(artifacts_dir / "playground.png"), full_page=True)
+            # single page: no navigation, in particular no legacy pages/ listing
+            assert page.locator('[data-testid="stSidebarNav"]').count() == 0
             assert page.locator('[data-testid="stException"]').count() == 0
             assert page.locator('[data-testid="stAlertContentError"]').count() == 0
+            # Streamlit scrolls inside its main container: a tall viewport shows the whole page
+            page.set_viewport_size({"width": 1400, "height": 2000})
+            page.wait_for_timeout(800)  # let plotly redraw at the new size
+            page.screenshot(path=str(artifacts_dir / "playground.png"))
+
+            # an invalid value: the schema's message next to the form, and no traceback
+            rate = page.get_by_role("spinbutton", name="rate_per_s")
+            rate.fill("0")
+            rate.press("Enter")
+            page.get_by_role("button", name="Run").click()
+            error = page.locator('[data-testid="stAlertContentError"]')
+            expect(error).to_contain_text("workload.rate_per_s", timeout=30_000)
+            expect(charts).to_have_count(0)
+            page.screenshot(path=str(artifacts_dir / "playground-invalid.png"))
+            assert page.locator('[data-testid="stException"]').count() == 0
             assert not console_errors, console_errors
         finally:
             browser.close()
