@@ -88,6 +88,27 @@ def run(
 
 
 @app.command()
+def compare(
+    scenario: Annotated[str, typer.Argument(help="Comparison scenario file or built-in name.")],
+    seed: SeedOption = None,
+    set_: SetOption = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write every result here.")
+    ] = None,
+    ci: Annotated[bool, typer.Option("--ci", help="Apply the scenario's small CI size.")] = False,
+) -> None:
+    """Run the same workload and faults against every variant; print one verdict table."""
+    from simulator.compare import compare as run_compare
+
+    outcome = run_compare(scenario, seed=seed, overrides=set_ or [], ci=ci)
+    if out is not None:
+        outcome.save(out)
+    typer.echo(outcome.to_text())
+    if out is not None:
+        typer.echo(f"\nresults written to {out}")
+
+
+@app.command()
 def validate(
     scenario: Annotated[str, typer.Argument(help="Scenario file or built-in name.")],
     set_: SetOption = None,

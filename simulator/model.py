@@ -52,6 +52,10 @@ class SystemModel:
         """Quantities sampled periodically into the time series (queue length, lag, ...)."""
         return {}
 
+    def summary(self) -> dict[str, float | int | str | None]:
+        """Model-specific results for `summary["model"]` (hit ratio, elections, ...)."""
+        return {}
+
     def check_invariants(self) -> None:
         """Raise InvariantViolation if the model's state breaks a stated invariant."""
 

@@ -135,6 +135,7 @@ def run(
         bar.close()
     check_start = time.perf_counter()
     checked = check(ctx)
+    checked.summary["model"] = dict(model.summary())
     if ctx.check_invariants:
         _check_history_invariants(ctx, checked)
     check_wall = time.perf_counter() - check_start

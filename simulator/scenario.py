@@ -13,12 +13,21 @@ import copy
 import functools
 import hashlib
 import json
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    create_model,
+    field_validator,
+    model_validator,
+)
 
 from simulator import systems
 
@@ -273,6 +282,20 @@ class Nemesis(Spec):
     mean_duration_s: float = Field(3.0, gt=0, description="Mean fault duration.")
 
 
+EXPECTATION_PATTERN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>)\s*(\S+)\s*$")
+SUMMARY_SECTIONS = (
+    "messages",
+    "latency_ms",
+    "throughput",
+    "availability",
+    "faults",
+    "sim_events",
+    "duration_s",
+    "bucket_ms",
+    "model",
+)
+
+
 class Expectation(Spec):
     """A checkable claim about the summary, e.g. `messages.lost == 0`."""
 
@@ -280,6 +303,55 @@ class Expectation(Spec):
         description="`<summary key> <op> <number or summary key>`; op in == != < <= > >="
     )
     why: str = Field("", description="What the expectation demonstrates.")
+
+    @field_validator("check")
+    @classmethod
+    def _syntax(cls, value: str) -> str:
+        if EXPECTATION_PATTERN.match(value) is None:
+            raise ValueError(
+                f"{value!r} is not `<summary key> <op> <number or summary key>` "
+                "with op in == != < <= > >=, e.g. `messages.lost == 0`"
+            )
+        return value
+
+    def summary_keys(self) -> list[str]:
+        """The summary keys the claim reads (left side, and right side unless a number)."""
+        match = EXPECTATION_PATTERN.match(self.check)
+        assert match is not None
+        left, _, right = match.groups()
+        return [left] if _is_number(right) else [left, right]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+class Variant(Spec):
+    """One system (or configuration) of a side-by-side comparison."""
+
+    label: str = Field(
+        pattern=r"^[a-z][a-z0-9_]*$",
+        description="Identifier used in tables and in comparison expectations (`kafka.messages.lost`).",
+    )
+    set: list[str] = Field(
+        default_factory=list,
+        description="`key=value` overrides that turn the base into this variant.",
+    )
+    description: str = Field("", description="What this variant is (shown in tables and figures).")
+
+
+class Comparison(Spec):
+    """The same workload and faults against several variants (`rksim compare`)."""
+
+    variants: list[Variant] = Field(default_factory=list, description="The systems compared.")
+    expect: list[Expectation] = Field(
+        default_factory=list,
+        description="Claims across variants: keys are prefixed by a variant label.",
+    )
 
 
 class ScenarioBase(Spec):
@@ -292,6 +364,7 @@ class ScenarioBase(Spec):
     faults: list[Fault] = Field(default_factory=list)
     nemesis: Nemesis = Field(default_factory=Nemesis)
     expect: list[Expectation] = Field(default_factory=list)
+    compare: Comparison = Field(default_factory=Comparison)
 
     @model_validator(mode="after")
     def _cross_checks(self) -> ScenarioBase:
@@ -341,6 +414,24 @@ class ScenarioBase(Spec):
                 problems.append(
                     f"nemesis.targets: unknown node or role {t!r}; allowed: {', '.join(allowed)}"
                 )
+        for i, expectation in enumerate(self.expect):
+            for key in expectation.summary_keys():
+                if key.split(".")[0] not in SUMMARY_SECTIONS:
+                    problems.append(
+                        f"expect[{i}].check: unknown summary key {key!r}; keys start with one "
+                        f"of: {', '.join(SUMMARY_SECTIONS)}"
+                    )
+        labels = [v.label for v in self.compare.variants]
+        for i, expectation in enumerate(self.compare.expect):
+            for key in expectation.summary_keys():
+                label, _, rest = key.partition(".")
+                if label not in labels or rest.split(".")[0] not in SUMMARY_SECTIONS:
+                    problems.append(
+                        f"compare.expect[{i}].check: {key!r} must be `<variant>.<summary key>` "
+                        f"with variant in: {', '.join(labels) or '(no variants)'}"
+                    )
+        for label in sorted({x for x in labels if labels.count(x) > 1}):
+            problems.append(f"compare.variants: label {label!r} is used more than once")
         if problems:
             raise ValueError("\n".join(problems))
         return self
