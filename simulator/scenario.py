@@ -605,8 +605,56 @@ def builtin_names() -> list[str]:
     return sorted(p.stem for p in builtin_dir().glob("*.toml"))
 
 
+MAX_SCENARIO_BYTES = 1_000_000  # a scenario is a small text file; larger input is refused
+MAX_INCLUDE_DEPTH = 4
+
+
+def _parse_file(path: Path) -> dict[str, Any]:
+    try:
+        if path.stat().st_size > MAX_SCENARIO_BYTES:
+            raise ScenarioError([f"{path}: larger than {MAX_SCENARIO_BYTES} bytes; not a scenario"])
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ScenarioError([f"{path}: not valid TOML: {exc}"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScenarioError([f"{path}: cannot read: {exc}"]) from None
+
+
+def merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` on top of `base`, table by table (arrays and values of `over` replace)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _with_includes(data: dict[str, Any], path: Path, depth: int) -> dict[str, Any]:
+    """Resolve a top-level `include = ["calibration.toml", ...]` (relative to the file).
+
+    Included files are applied in order beneath the including file, whose own values win: a
+    calibration written by `rksim calibrate` can be shared by many scenarios.
+    """
+    includes = data.pop("include", [])
+    if isinstance(includes, str):
+        includes = [includes]
+    if not isinstance(includes, list) or not all(isinstance(i, str) for i in includes):
+        raise ScenarioError([f"{path}: include: expected a list of file names, got {includes!r}"])
+    if includes and depth >= MAX_INCLUDE_DEPTH:
+        raise ScenarioError([f"{path}: include: nested deeper than {MAX_INCLUDE_DEPTH} files"])
+    merged: dict[str, Any] = {}
+    for name in includes:
+        target = (path.parent / name).resolve()
+        if not target.exists():
+            raise ScenarioError([f"{path}: include: no file {name!r} next to it"])
+        merged = merge(merged, _with_includes(_parse_file(target), target, depth + 1))
+    return merge(merged, data)
+
+
 def read_toml(source: str | Path) -> dict[str, Any]:
-    """Read a scenario file, or a built-in scenario by name."""
+    """Read a scenario file (with its includes), or a built-in scenario by name."""
     path = Path(source)
     if not path.exists():
         candidate = builtin_dir() / f"{source}.toml"
@@ -619,12 +667,7 @@ def read_toml(source: str | Path) -> dict[str, Any]:
                     f"built-in: {', '.join(builtin_names())}"
                 ]
             )
-    try:
-        return tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ScenarioError([f"{path}: not valid TOML: {exc}"]) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ScenarioError([f"{path}: cannot read: {exc}"]) from None
+    return _with_includes(_parse_file(path), path, 0)
 
 
 def loads(text: str, overrides: list[str] | dict[str, Any] | None = None) -> ScenarioBase:

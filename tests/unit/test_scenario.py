@@ -149,3 +149,19 @@ def test_every_builtin_scenario_validates() -> None:
     for name in builtin_names():
         load_scenario(name)
         load_scenario(name, ci=True)
+
+
+def test_include_applies_a_shared_file_beneath_the_scenario(tmp_path) -> None:
+    (tmp_path / "calibration.toml").write_text("[disk]\nfsync_ms = 0.13\nfsync_sigma = 0.22\n")
+    (tmp_path / "s.toml").write_text(
+        'include = ["calibration.toml"]\n[disk]\nfsync_sigma = 0.5\n[workload]\nrate_per_s = 10\n'
+    )
+    spec = load_scenario(str(tmp_path / "s.toml"))
+    assert spec.disk.fsync_ms == 0.13  # from the included file
+    assert spec.disk.fsync_sigma == 0.5  # the scenario's own value wins
+
+
+def test_missing_include_is_named(tmp_path) -> None:
+    (tmp_path / "s.toml").write_text('include = ["nope.toml"]\n')
+    with pytest.raises(ScenarioError, match=r"include: no file 'nope\.toml' next to it"):
+        load_scenario(str(tmp_path / "s.toml"))
