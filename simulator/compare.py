@@ -9,6 +9,7 @@ keys prefixed by the variant label: `kafka.messages.lost == 0`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -117,6 +118,10 @@ def _worst(values: list[Any]) -> Any:
     return max(numbers) if numbers else None
 
 
+def _report(progress: Callable[[str, float], None], label: str, fraction: float) -> None:
+    progress(label, fraction)
+
+
 def variant_spec(base: ScenarioBase, variant: Variant) -> ScenarioBase:
     """The base scenario turned into one variant (its overrides applied and validated)."""
     data = base.to_dict()
@@ -155,13 +160,10 @@ def compare(
 
     results: dict[str, Result] = {}
     for variant in chosen:
-        callback = None
+        report: Callable[[float], None] | bool = False
         if progress is not None:
-
-            def callback(fraction: float, label: str = variant.label) -> None:
-                progress(label, fraction)
-
-        results[variant.label] = run(specs[variant.label], seed=seed, progress=callback or False)
+            report = functools.partial(_report, progress, variant.label)
+        results[variant.label] = run(specs[variant.label], seed=seed, progress=report)
     outcome = ComparisonResult(base, chosen, results)
     outcome.expectations = evaluate_expectations(outcome.summaries(), base.compare.expect)
     return outcome
