@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -55,9 +56,13 @@ class Grid:
     def covering(cls, ctx: RunContext, bucket_ms: float) -> Grid:
         history = ctx.history
         last = [float(ctx.duration_ms)]
-        for times in (history.intended_ms, history.ack_ms, history.deliver_ms):
-            if np.isfinite(times).any():
-                last.append(float(np.nanmax(times)))
+        if history.n:
+            # an upper bound of the last answer or delivery, without per-message temporaries
+            latest = float(np.nanmax(history.intended_ms))
+            last.append(latest)
+            for lat in (history.ack_latency_ms, history.deliver_latency_ms):
+                if not np.isnan(lat).all():
+                    last.append(latest + float(np.nanmax(lat)))
         last += [e.t_ms for e in ctx.events] + [max(t, default=0.0) for t, _ in ctx.gauges.values()]
         last += [f.end_ms if f.end_ms is not None else f.begin_ms for f in ctx.faults]
         start = math.floor(-float(ctx.warmup_ms) / bucket_ms) * bucket_ms
@@ -78,17 +83,27 @@ class Grid:
 
 
 class BucketLatency:
-    """Latency samples bucketed by intended send time, with p50 and p99 per bucket."""
+    """Latency samples bucketed by intended send time, with p50 and p99 per bucket.
+
+    Keeps the finite latencies (8 bytes each), their bucket (4 bytes) and a mask (1 byte);
+    intended times are read back from the history only when a fault needs them.
+    """
 
     def __init__(self, grid: Grid, intended: np.ndarray, latency: np.ndarray):
-        finite = np.isfinite(latency)
-        self.intended, self.values = intended[finite], latency[finite]
-        bucket, inside = grid.index(self.intended)
-        self.bucket = np.full(self.values.size, -1, dtype=np.int64)
+        self.finite = ~np.isnan(latency)
+        self._intended = intended
+        self.values = latency[self.finite].astype(np.float64)
+        bucket, inside = grid.index(intended[self.finite])
+        self.bucket = np.full(self.values.size, -1, dtype=np.int32)
         self.bucket[inside] = bucket
         (self.p50, self.p99), self.samples = grouped_quantiles(
             bucket, self.values[inside], grid.n, (0.5, 0.99)
         )
+
+    @functools.cached_property
+    def intended(self) -> np.ndarray:
+        """Intended send times of the samples (a copy: only for per-fault baselines)."""
+        return self._intended[self.finite]
 
 
 def gauge_by_bucket(grid: Grid, times: list[float], values: list[float]) -> tuple[np.ndarray, ...]:

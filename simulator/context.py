@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -84,9 +85,18 @@ class RunContext:
             gen = self._streams[name] = np.random.Generator(np.random.PCG64(seq))
         return gen
 
-    def event(self, kind: str, node: str = "", **detail: Any) -> None:
-        """Record an event (shown on timelines, used for detection and recovery times)."""
-        self.events.append(Event(float(self.env.now), kind, node, detail))
+    def event(self, kind: str, node: str = "", t_ms: float | None = None, **detail: Any) -> None:
+        """Record an event (shown on timelines, used for detection and recovery times).
+
+        `t_ms` records an event known only after it happened (a model that advances in spans);
+        the log stays in time order.
+        """
+        t = float(self.env.now if t_ms is None else t_ms)
+        item = Event(t, kind, node, detail)
+        if not self.events or self.events[-1].t_ms <= t:
+            self.events.append(item)
+        else:
+            bisect.insort_right(self.events, item, key=lambda e: e.t_ms)
 
     def gauge(self, name: str, value: float, t_ms: float | None = None) -> None:
         """Record one sample of a time-varying quantity (queue length, lag, ISR size, ...)."""

@@ -175,6 +175,7 @@ class FaultInjector:
         """End a fault (its duration passed, or the final phase heals everything)."""
         if record.end_ms is not None:
             return
+        self.model.before_fault_end(record)
         record.end_ms = self.ctx.env.now
         undo = self._undo.pop(record.index, None)
         if undo is not None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from simulator.node import Node
 
 if TYPE_CHECKING:
-    from simulator.context import RunContext
+    from simulator.context import FaultRecord, RunContext
     from simulator.scenario import Fault
 
 
@@ -76,6 +76,9 @@ class SystemModel:
     def apply_fault(self, fault: Fault, nodes: list[str]) -> bool:
         """Handle a fault specially; return False to let the core apply its default."""
         return False
+
+    def before_fault_end(self, record: FaultRecord) -> None:
+        """Called just before the core ends a fault (heal, restart, restore): catch up first."""
 
     def node(self, name: str) -> Node:
         return self.ctx.nodes[name]

@@ -37,6 +37,7 @@ class Node:
         self.state = UP
         self.incarnation = 0
         self.slowdown = 1.0  # slow_consumer: multiplies processing time
+        self.down_kind = ""  # "crash", "power_loss" or "stop" while down
         self.disks: list[Disk] = []
         self._processes: list[simpy.Process] = []
         self._paused_total = 0.0
@@ -117,7 +118,9 @@ class Node:
         """Kill the process: memory is gone, the page cache survives."""
         if not self.is_running:
             return
+        self.before_down("crash")
         self._end_pause()
+        self.down_kind = "crash"
         self.state = CRASHED
         self.incarnation += 1
         self._kill_processes("crash")
@@ -128,6 +131,8 @@ class Node:
         """Lose power: the process dies and every disk drops what was not durable."""
         was_running = self.is_running
         if was_running:
+            self.before_down("power_loss")
+            self.down_kind = "power_loss"
             self._end_pause()
             self.state = CRASHED
             self.incarnation += 1
@@ -142,7 +147,9 @@ class Node:
         """Graceful shutdown: the model flushes and hands over first."""
         if not self.is_running:
             return
+        self.before_down("stop")
         self._end_pause()
+        self.down_kind = "stop"
         self.on_stop()
         self.state = STOPPED
         self.incarnation += 1
@@ -154,6 +161,7 @@ class Node:
         if self.is_running:
             return
         self.state = UP
+        self.down_kind = ""
         self.incarnation += 1
         self.ctx.event("restart", self.name)
         self.on_restart()
@@ -193,6 +201,10 @@ class Node:
         self._resumed.succeed()
 
     # --- hooks for models ---------------------------------------------------------
+    def before_down(self, kind: str) -> None:
+        """Called first when the node goes down ("crash", "power_loss", "stop"), while its state,
+        processes and disks are still intact: a model that advances in spans catches up here."""
+
     def on_crash(self) -> None:
         """Drop in-memory state (called after the processes are interrupted)."""
 

@@ -71,7 +71,8 @@ class _Recovery:
         grid, lat = self.grid, self.latency
         enough = lat.samples >= self.spec.min_samples
         before = (grid.starts >= 0) & (grid.starts + grid.bucket_ms <= begin_ms) & enough
-        pre = (lat.intended >= 0) & (lat.intended < begin_ms)
+        intended = lat.intended
+        pre = (intended >= 0) & (intended < begin_ms)
         pooled = pre & (lat.bucket >= 0) & before[np.maximum(lat.bucket, 0)]
         samples = lat.values[pooled] if pooled.any() else lat.values[pre]
         if samples.size == 0:

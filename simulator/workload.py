@@ -172,6 +172,10 @@ class Workload:
         self._emitted += count
         return Batch(times, self.keys.draw(count), self._sizes(count), self._producers(count))
 
+    def sizes(self, count: int) -> np.ndarray:
+        """Sizes of `count` messages (closed-loop clients draw them one request at a time)."""
+        return self._sizes(count)
+
     def _sizes(self, count: int) -> np.ndarray:
         mean = self.spec.value_bytes
         kind = self.spec.value_bytes_distribution
