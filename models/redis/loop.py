@@ -1,0 +1,369 @@
+"""Timing of the single-threaded event loop: which commands share an iteration, and when it ends.
+
+One iteration of Redis's `aeMain` (ae.c, server.c) polls with `epoll_wait`, reads and executes
+every command that has arrived, one after another, and in `beforeSleep` writes the AOF buffer
+(and fsyncs it with appendfsync always), then writes the replies. Commands that arrive while an
+iteration runs wait for the next one (a *gated* batch). So, for rows sorted by arrival:
+
+    P_k = max(E_{k-1}, arrival of the first row of batch k)      poll time
+    batch k = every row with arrival <= P_k not taken before
+    X_k = P_k + sum(exec + read costs)                            execution done
+    E_k = X_k + sum(reply write costs) + per-iteration costs      replies leave
+
+Batch sizes are not given: they emerge from the arrivals (one command per iteration at low
+load, hundreds near saturation). With no per-iteration cost the start times reduce to Lindley's
+recursion of a FIFO single-server queue (M/G/1), while replies leave at the end of the batch.
+
+`plan` computes many iterations at once with numpy: guess the batch heads, compute every
+iteration's times with the vectorized Lindley form `E = C + cummax(a - C_prev)`, recompute the
+heads from the poll times, and repeat until nothing changes (Jacobi iteration of a causal
+recursion: each pass fixes at least the next undecided head, in practice all of them within a
+few passes). Whatever is still undecided after a few passes is finished by an exact loop over
+iterations, which is cheap exactly where it is needed: near saturation, where batches are big.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+
+import numpy as np
+
+from models.redis.commands import IS_WRITE
+from models.redis.requests import Rows
+
+
+@dataclass(frozen=True)
+class LoopCosts:
+    """Per-iteration costs (ms) and the I/O threads that share socket work."""
+
+    iteration_ms: float  # epoll_wait + beforeSleep
+    aof_write_ms: float  # write() of the AOF buffer in beforeSleep (0 when not writing)
+    io_threads: int = 1
+    io_reads: bool = False
+
+
+@dataclass
+class Plan:
+    """Iterations computed for the first rows of the queue (arrays, one entry per batch)."""
+
+    start: np.ndarray  # index of the batch's first row
+    end: np.ndarray  # index after its last row
+    poll: np.ndarray  # P: epoll_wait returned
+    exec_end: np.ndarray  # X: commands executed, beforeSleep begins
+    end_ms: np.ndarray  # E: replies written, next poll possible
+    has_write: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.start.size)
+
+    def head(self, k: int) -> Plan:
+        """The first `k` batches."""
+        return Plan(
+            self.start[:k],
+            self.end[:k],
+            self.poll[:k],
+            self.exec_end[:k],
+            self.end_ms[:k],
+            self.has_write[:k],
+        )
+
+    @property
+    def rows(self) -> int:
+        return int(self.end[-1]) if len(self) else 0
+
+
+_EMPTY = Plan(
+    np.zeros(0, dtype=np.int64),
+    np.zeros(0, dtype=np.int64),
+    np.zeros(0),
+    np.zeros(0),
+    np.zeros(0),
+    np.zeros(0, dtype=bool),
+)
+
+
+def _durations(
+    heads: np.ndarray, rows: Rows, is_write: np.ndarray, costs: LoopCosts
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(execute time, total time, has-write, end index) of each batch starting at `heads`."""
+    cost, rcost, wcost = rows["cost"], rows["rcost"], rows["wcost"]
+    exec_ms = np.add.reduceat(cost, heads)
+    read_ms = np.add.reduceat(rcost, heads)
+    write_ms = np.add.reduceat(wcost, heads)
+    has_write = np.logical_or.reduceat(is_write, heads)
+    io = costs.io_threads
+    if io > 1:
+        # threaded I/O only kicks in with enough clients to serve (stopThreadedIOIfNeeded)
+        requests = np.add.reduceat(rows["first"].astype(np.int32), heads)
+        threaded = requests >= 2 * io
+        write_ms = np.where(threaded, write_ms / io, write_ms)
+        if costs.io_reads:
+            read_ms = np.where(threaded, read_ms / io, read_ms)
+    run_ms = exec_ms + read_ms
+    total = run_ms + write_ms + costs.iteration_ms + has_write * costs.aof_write_ms
+    ends = np.empty_like(heads)
+    ends[:-1] = heads[1:]
+    ends[-1] = cost.size
+    return run_ms, total, has_write, ends
+
+
+def _times(
+    arrival_heads: np.ndarray, total: np.ndarray, free_ms: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Poll and end times of consecutive batches: the vectorized Lindley recursion."""
+    cum = np.cumsum(total)
+    prev = np.empty_like(cum)
+    prev[0] = 0.0
+    prev[1:] = cum[:-1]
+    z = arrival_heads - prev
+    if z[0] < free_ms:
+        z[0] = free_ms
+    end = cum + np.maximum.accumulate(z)
+    return end - total, end
+
+
+def plan(rows: Rows, free_ms: float, costs: LoopCosts) -> Plan:
+    """Iterations for `rows` (sorted by arrival) when the loop is free from `free_ms` on.
+
+    Only the rows given are considered: the caller passes the rows that arrived before the time
+    it is interested in and keeps the batches that polled before that time.
+    """
+    arrival = rows["arrival"]
+    n = arrival.size
+    if n == 0:
+        return _EMPTY
+    is_write = IS_WRITE[rows["op"]]
+    if n < 48:
+        return _exact(rows, 0, free_ms, is_write, costs, np.inf)  # numpy does not pay off
+    # Pessimistic pass: every request is its own iteration. Nothing ends later than that, so a
+    # request arriving after the pessimistic end of everything before it finds the loop idle:
+    # it starts a busy period, and busy periods are independent of each other.
+    first = rows["first"].copy()
+    first[0] = True
+    heads = np.flatnonzero(first)
+    run_ms, total, has_write, ends = _durations(heads, rows, is_write, costs)
+    poll, end = _times(arrival[heads], total, free_ms)
+    opens = np.empty(heads.size, dtype=bool)
+    opens[0] = True
+    np.greater_equal(arrival[heads[1:]], end[:-1], out=opens[1:])
+    period = np.cumsum(opens) - 1
+    period_sizes = np.bincount(period)
+    alone = period_sizes[period] == 1  # a request alone in its busy period: pessimism is exact
+    parts: list[tuple[np.ndarray, ...]] = [
+        (
+            heads[alone],
+            ends[alone],
+            poll[alone],
+            (poll + run_ms)[alone],
+            end[alone],
+            has_write[alone],
+        )
+    ]
+    if not alone.all():
+        period_head = np.flatnonzero(opens)  # request index of each period's first request
+        row_start = heads[period_head]
+        row_stop = np.append(row_start[1:], n)
+        multi = period_sizes > 1
+        parts.extend(
+            _busy_periods(
+                rows, is_write, row_start[multi], row_stop[multi], poll[period_head[multi]], costs
+            )
+        )
+    return _assemble(parts, n)
+
+
+def _busy_periods(
+    rows: Rows,
+    is_write: np.ndarray,
+    begin: np.ndarray,
+    stop: np.ndarray,
+    poll: np.ndarray,
+    costs: LoopCosts,
+) -> list[tuple[np.ndarray, ...]]:
+    """The exact iterations of busy periods [begin, stop), all periods advanced in lockstep."""
+    arrival = rows["arrival"]
+
+    def cum(values: np.ndarray) -> np.ndarray:
+        out = np.empty(values.size + 1, dtype=np.float64)
+        out[0] = 0.0
+        np.cumsum(values, out=out[1:])
+        return out
+
+    cs_exec, cs_read, cs_write = cum(rows["cost"]), cum(rows["rcost"]), cum(rows["wcost"])
+    cs_w = cum(is_write)
+    io = costs.io_threads
+    cs_req = cum(rows["first"]) if io > 1 else None
+    parts: list[tuple[np.ndarray, ...]] = []
+    h, p = begin, np.maximum(poll, arrival[begin])  # (float noise of the pessimistic pass)
+    while h.size:
+        if h.size <= 8:
+            # a few long busy periods left (near saturation): one iteration at a time
+            parts.append(_exact_periods(rows, is_write, h, stop, p, costs))
+            break
+        j = np.minimum(np.maximum(np.searchsorted(arrival, p, side="right"), h + 1), stop)
+        read_ms = cs_read[j] - cs_read[h]
+        write_ms = cs_write[j] - cs_write[h]
+        if cs_req is not None:
+            threaded = (cs_req[j] - cs_req[h]) >= 2 * io
+            write_ms = np.where(threaded, write_ms / io, write_ms)
+            if costs.io_reads:
+                read_ms = np.where(threaded, read_ms / io, read_ms)
+        wrote = cs_w[j] > cs_w[h]
+        x = p + (cs_exec[j] - cs_exec[h]) + read_ms
+        e = x + write_ms + costs.iteration_ms + wrote * costs.aof_write_ms
+        parts.append((h, j, p, x, e, wrote))
+        more = j < stop
+        h, stop = j[more], stop[more]
+        p = np.maximum(e[more], arrival[h])
+    return parts
+
+
+def _exact_periods(
+    rows: Rows,
+    is_write: np.ndarray,
+    head: np.ndarray,
+    stop: np.ndarray,
+    poll: np.ndarray,
+    costs: LoopCosts,
+) -> tuple[np.ndarray, ...]:
+    """The rest of several busy periods [head, stop), each resuming at its known poll time."""
+    index = _ranges(head, stop)
+    sub = {k: rows[k][index] for k in ("arrival", "cost", "rcost", "wcost", "first")}
+    lengths = stop - head
+    starts = np.cumsum(lengths) - lengths
+    arrival = sub["arrival"].copy()
+    arrival[starts] = poll  # each period continues at its own poll time
+    sub["arrival"] = arrival
+    out = _exact(sub, 0, -np.inf, is_write[index], costs, np.inf)
+    return (
+        index[out.start],
+        index[out.end - 1] + 1,
+        out.poll,
+        out.exec_end,
+        out.end_ms,
+        out.has_write,
+    )
+
+
+def _ranges(starts: np.ndarray, stops: np.ndarray) -> np.ndarray:
+    """Concatenated aranges [starts[i], stops[i])."""
+    lengths = stops - starts
+    return np.repeat(stops - lengths.cumsum(), lengths) + np.arange(int(lengths.sum()))
+
+
+def _assemble(parts: list[tuple[np.ndarray, ...]], n: int) -> Plan:
+    """Batches from several parts, in row order (scatter by first row instead of sorting)."""
+    columns = [np.concatenate(c) for c in zip(*parts, strict=True)]
+    marks = np.zeros(n, dtype=np.int64)
+    marks[columns[0]] = np.arange(1, columns[0].size + 1)
+    order = marks[marks > 0] - 1
+    return Plan(*(c[order] for c in columns))
+
+
+def plan_one(rows: Rows, free_ms: float, costs: LoopCosts) -> Plan:
+    """Just the next iteration (exact): everything that arrived by its poll time."""
+    arrival = rows["arrival"]
+    if arrival.size == 0:
+        return _EMPTY
+    poll = max(free_ms, float(arrival[0]))
+    j = max(1, int(np.searchsorted(arrival, poll, side="right")))
+    read_ms = float(rows["rcost"][:j].sum())
+    write_ms = float(rows["wcost"][:j].sum())
+    io = costs.io_threads
+    if io > 1 and int(rows["first"][:j].sum()) >= 2 * io:
+        write_ms /= io
+        if costs.io_reads:
+            read_ms /= io
+    has_write = bool(IS_WRITE[rows["op"][:j]].any())
+    x = poll + float(rows["cost"][:j].sum()) + read_ms
+    e = x + write_ms + costs.iteration_ms + (costs.aof_write_ms if has_write else 0.0)
+    return Plan(
+        np.array([0]),
+        np.array([j]),
+        np.array([poll]),
+        np.array([x]),
+        np.array([e]),
+        np.array([has_write]),
+    )
+
+
+def _exact(
+    rows: Rows,
+    begin: int,
+    free_ms: float,
+    is_write: np.ndarray,
+    costs: LoopCosts,
+    until_poll: float,
+    max_batches: int | None = None,
+) -> Plan:
+    """The iteration recursion, one iteration at a time, from row `begin` (plain Python)."""
+    arrival = rows["arrival"]
+    n = arrival.size
+    if begin >= n:
+        return _EMPTY
+
+    def cum(values: np.ndarray) -> list[float]:
+        out = np.empty(values.size + 1, dtype=np.float64)
+        out[0] = 0.0
+        np.cumsum(values, out=out[1:])
+        return out.tolist()
+
+    arr = arrival[begin:].tolist()
+    cs_exec = cum(rows["cost"][begin:])
+    cs_read = cum(rows["rcost"][begin:])
+    cs_write = cum(rows["wcost"][begin:])
+    cs_w = cum(is_write[begin:])
+    io = costs.io_threads
+    cs_req = cum(rows["first"][begin:]) if io > 1 else None
+    iteration_ms, aof_ms, io_reads = costs.iteration_ms, costs.aof_write_ms, costs.io_reads
+    starts, ends, polls, xs, es, ws = [], [], [], [], [], []
+    i, m, free = 0, n - begin, free_ms
+    while i < m:
+        a = arr[i]
+        p = free if free > a else a
+        if p >= until_poll:
+            break
+        j = bisect.bisect_right(arr, p, i + 1)
+        read_ms = cs_read[j] - cs_read[i]
+        write_ms = cs_write[j] - cs_write[i]
+        if cs_req is not None and cs_req[j] - cs_req[i] >= 2 * io:
+            write_ms /= io
+            if io_reads:
+                read_ms /= io
+        has_write = cs_w[j] > cs_w[i]
+        x = p + cs_exec[j] - cs_exec[i] + read_ms
+        e = x + write_ms + iteration_ms + (aof_ms if has_write else 0.0)
+        starts.append(i)
+        ends.append(j)
+        polls.append(p)
+        xs.append(x)
+        es.append(e)
+        ws.append(has_write)
+        free, i = e, j
+        if max_batches is not None and len(starts) >= max_batches:
+            break
+    return Plan(
+        np.asarray(starts, dtype=np.int64) + begin,
+        np.asarray(ends, dtype=np.int64) + begin,
+        np.asarray(polls),
+        np.asarray(xs),
+        np.asarray(es),
+        np.asarray(ws, dtype=bool),
+    )
+
+
+def exec_starts(rows: Rows, p: Plan, costs: LoopCosts) -> np.ndarray:
+    """When each row of the planned batches began executing (for loop statistics)."""
+    n = p.rows
+    sizes = p.end - p.start
+    batch = np.repeat(np.arange(len(p)), sizes)
+    read = rows["rcost"][:n]
+    if costs.io_threads > 1 and costs.io_reads:
+        requests = np.add.reduceat(rows["first"][:n].astype(np.int32), p.start)
+        factor = np.where(requests >= 2 * costs.io_threads, 1.0 / costs.io_threads, 1.0)
+        read = read * factor[batch]
+    unit = rows["cost"][:n] + read
+    cum = np.cumsum(unit)
+    before_batch = (cum - unit)[p.start]
+    return p.poll[batch] + (cum - unit - before_batch[batch]) + read

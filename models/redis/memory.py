@@ -1,0 +1,141 @@
+"""Memory accounting, `maxmemory` eviction by sampling, and TTL expiry.
+
+Redis does not keep an exact LRU list: to evict, it samples `maxmemory-samples` keys (5) and
+evicts the best candidate among them (the longest idle for LRU, the lowest access-frequency
+counter for LFU, the nearest expiry for volatile-ttl, any for random), repeating until memory
+is under the limit (evict.c; docs "Key eviction"). Real Redis also keeps a pool of 16 good
+candidates between rounds; the model samples afresh each time, which is slightly further from
+true LRU. Keys of the initial dataset (`dataset_keys`) were never touched during the run, so
+LRU sees them as the idlest. An evicted or expired value is not lost: it is superseded by
+design (a later read is a miss).
+
+LFU follows evict.c: a logarithmic 8-bit counter (`lfu-log-factor`), new keys start at 5, and
+the counter decays by one per `lfu-decay-time` minutes of idleness.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from models.redis.commands import KEY_NAME_BYTES
+
+if TYPE_CHECKING:
+    from models.redis.config import RedisConfig
+
+BASELINE_BYTES = 1_000_000  # used_memory of an empty Redis 7 (INFO memory, ~0.9 MB)
+LFU_INIT_VAL = 5
+
+
+class Memory:
+    """Bytes in use and the per-key facts eviction looks at."""
+
+    def __init__(self, config: RedisConfig, n_keys: int, rng: np.random.Generator):
+        self.config = config
+        self.rng = rng
+        self.maxmemory = config.maxmemory_bytes
+        self.policy = config.maxmemory_policy
+        self.samples = config.maxmemory_samples
+        self.overhead = config.key_overhead_bytes + KEY_NAME_BYTES
+        self.background_key_bytes = config.dataset_value_bytes + self.overhead
+        self.n_keys = n_keys
+        self.size = np.zeros(n_keys, dtype=np.int64)  # value bytes of each present key
+        self.workload_bytes = 0  # sum over present workload keys of (value + overhead)
+        self.list_bytes = 0
+        self.background_keys = config.dataset_keys
+        tracking = self.maxmemory > 0 and self.policy != "noeviction"
+        self.track_access = tracking and ("lru" in self.policy or "lfu" in self.policy)
+        self.last_access = np.full(n_keys, -np.inf) if self.track_access else None
+        self.lfu = np.full(n_keys, LFU_INIT_VAL, dtype=np.float64) if self.track_access else None
+
+    # --- accounting ----------------------------------------------------------------------------
+    @property
+    def used(self) -> float:
+        """INFO used_memory: baseline + dataset (+ list items)."""
+        return (
+            BASELINE_BYTES
+            + self.background_keys * self.background_key_bytes
+            + self.workload_bytes
+            + self.list_bytes
+        )
+
+    @property
+    def dataset_bytes(self) -> float:
+        """Bytes of keys and values a snapshot serializes (no allocator overhead)."""
+        return self.used - BASELINE_BYTES
+
+    @property
+    def limited(self) -> bool:
+        return self.maxmemory > 0
+
+    def over_limit(self) -> bool:
+        return self.maxmemory > 0 and self.used > self.maxmemory
+
+    def set_values(self, keys: np.ndarray, nbytes: np.ndarray, present: np.ndarray) -> None:
+        """Account for writes of `keys` (distinct) with new sizes; `present`: key existed."""
+        old = np.where(present, self.size[keys] + self.overhead, 0)
+        self.size[keys] = nbytes
+        self.workload_bytes += int((nbytes + self.overhead).sum() - old.sum())
+
+    def delete(self, keys: np.ndarray) -> None:
+        self.workload_bytes -= int((self.size[keys] + self.overhead).sum())
+        self.size[keys] = 0
+
+    def reset(self, background_keys: int) -> None:
+        self.size[:] = 0
+        self.workload_bytes = 0
+        self.list_bytes = 0
+        self.background_keys = background_keys
+
+    # --- access tracking (LRU clock, LFU counter) -----------------------------------------------
+    def touch(self, keys: np.ndarray, t_ms: float) -> None:
+        if not self.track_access or keys.size == 0:
+            return
+        assert self.last_access is not None and self.lfu is not None
+        if "lfu" in self.policy:
+            counter = self._decayed(keys, t_ms)
+            # LFULogIncr: p = 1 / ((counter - LFU_INIT_VAL) * lfu_log_factor + 1)
+            base = np.maximum(counter - LFU_INIT_VAL, 0.0)
+            p = 1.0 / (base * self.config.lfu_log_factor + 1.0)
+            bump = (self.rng.random(keys.size) < p) & (counter < 255)
+            np.add.at(counter, np.flatnonzero(bump), 1.0)
+            self.lfu[keys] = counter
+        self.last_access[keys] = t_ms
+
+    def _decayed(self, keys: np.ndarray, t_ms: float) -> np.ndarray:
+        assert self.lfu is not None and self.last_access is not None
+        counter = self.lfu[keys].copy()
+        if self.config.lfu_decay_time > 0:
+            idle_min = np.maximum(0.0, t_ms - np.nan_to_num(self.last_access[keys], neginf=t_ms))
+            counter = np.maximum(
+                0.0, counter - np.floor(idle_min / 60_000.0 / self.config.lfu_decay_time)
+            )
+        return counter
+
+    # --- eviction --------------------------------------------------------------------------------
+    def pick_victim(self, present: np.ndarray, expire_at: np.ndarray, t_ms: float) -> int | None:
+        """One key to evict by sampling; -1 means a key of the initial dataset; None: nothing.
+
+        `present` is a boolean mask over workload keys; `expire_at` their expiry (inf = no TTL).
+        """
+        volatile = self.policy.startswith("volatile")
+        candidates = present & np.isfinite(expire_at) if volatile else present
+        n_work = int(candidates.sum())
+        n_bg = 0 if volatile else self.background_keys
+        if n_work + n_bg == 0:
+            return None
+        draws = self.rng.integers(0, n_work + n_bg, size=self.samples)
+        workload_idx = np.flatnonzero(candidates)
+        picks = [int(workload_idx[d]) if d < n_work else -1 for d in draws]
+        if self.policy.endswith("random"):
+            return picks[0]
+        if self.policy.endswith("lru"):
+            assert self.last_access is not None
+            idle = [np.inf if k < 0 else t_ms - self.last_access[k] for k in picks]
+            return picks[int(np.argmax(idle))]
+        if self.policy.endswith("lfu"):
+            lfu = [-1.0 if k < 0 else float(self._decayed(np.array([k]), t_ms)[0]) for k in picks]
+            return picks[int(np.argmin(lfu))]
+        ttl = [expire_at[k] for k in picks]  # volatile-ttl
+        return picks[int(np.argmin(ttl))]

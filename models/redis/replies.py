@@ -1,0 +1,349 @@
+"""What clients make of replies: acknowledgements, errors, timeouts, retries, cache-aside.
+
+A reply that reaches the client before its deadline acknowledges the command (or fails it, for
+an error reply); no reply by the deadline makes it indeterminate. With retries, a timed-out
+request, or one refused or answered -LOADING, is sent again after the backoff. A cache miss
+makes the client SET the value. A cut link holds requests and replies until the heal (TCP).
+
+These reactions feed new requests back into the event loop, so they also bound how far the
+server may commit its loop at once (`feedback_bound`, `next_deadline`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.redis.commands import CACHE_GET, CACHE_SET, LPUSH
+from models.redis.requests import Rows, take_rows
+from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, MISS, OK
+from simulator import history as hist
+
+if TYPE_CHECKING:
+    from models.redis.requests import RequestQueue
+
+WORKER_BASE = 100_000  # connection ids of BRPOP workers and subscribers start here
+ADMIN_CONN = 200_000  # the admin connection that sends slow commands
+REQUEST_OVERHEAD_BYTES = 40  # RESP framing + key of a request
+REPLY_BYTES = 10  # "+OK\r\n", ":1\r\n", "$-1\r\n"
+
+
+class ClientReplies:
+    """Reply handling of `Clients` (state set up by `Clients.__init__`)."""
+
+    model: Any
+    ctx: Any
+    env: Any
+    history: Any
+    net: Any
+    node: Any
+    spec: Any
+    kind: str
+    closed: bool
+    reacts: bool
+    feedback: bool
+    retries: int
+    backoff_ms: float
+    think_ms: float
+    producing: bool
+    gets: int
+    hits: int
+    held_requests: list[tuple[str, Rows]]
+    held_replies: list[tuple[Rows, np.ndarray, np.ndarray]]
+
+    def build(self, *args: Any, **kwargs: Any) -> Rows:
+        raise NotImplementedError
+
+    def submit(self, rows: Rows, src: str = "clients") -> None:
+        raise NotImplementedError
+
+    def _expand(self, first_ids: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def _next_requests(self, conns: np.ndarray, at: np.ndarray) -> None:
+        raise NotImplementedError
+
+    # --- replies ---------------------------------------------------------------------------------------
+    def on_replies(
+        self,
+        rows: Rows,
+        reply_at: np.ndarray,
+        end_row: np.ndarray,
+        status: np.ndarray,
+        aux: np.ndarray,
+    ) -> None:
+        """Replies (or their absence) for executed, rejected or reset requests."""
+        conn = rows["conn"]
+        own = (conn >= 0) & (conn < WORKER_BASE)
+        if not own.all():
+            workers = (conn >= WORKER_BASE) & (conn < ADMIN_CONN)
+            if workers.any():
+                self.model.on_worker_replies(
+                    take_rows(rows, workers),
+                    reply_at[workers],
+                    end_row[workers],
+                    status[workers],
+                    aux[workers],
+                )
+            if not own.any():
+                return
+            rows = take_rows(rows, own)
+            reply_at, status, aux = reply_at[own], status[own], aux[own]
+        if not self.node.is_up:
+            reply_at = np.full(reply_at.size, np.inf)  # nobody there to read the reply
+        elif not self.net.reachable("redis", "clients"):
+            finite = np.isfinite(reply_at)
+            if finite.any():
+                self.held_replies.append((take_rows(rows, finite), status[finite], aux[finite]))
+                rows, reply_at, status, aux = (
+                    take_rows(rows, ~finite),
+                    reply_at[~finite],
+                    status[~finite],
+                    aux[~finite],
+                )
+        if rows["arrival"].size:
+            self._settle_replies(rows, reply_at, status, aux)
+
+    def _settle_replies(
+        self, rows: Rows, reply_at: np.ndarray, status: np.ndarray, aux: np.ndarray
+    ) -> None:
+        history = self.history
+        now = self.env.now
+        msg, attempt = rows["msg"], rows["attempt"]
+        deadline, gave_up = rows["deadline"], rows["gave_up"]
+        answered = (reply_at <= deadline) & ~gave_up & np.isfinite(reply_at)
+        timed_out = ~answered & ~gave_up
+        has_msg = msg >= 0
+        ok = answered & ((status == OK) | (status == MISS))
+        soft_error = answered & (
+            (status == ERR_LOADING) | (status == ERR_REFUSED) | (status == ERR_RESET)
+        )
+        can_retry = (
+            (soft_error | (timed_out & np.isfinite(deadline))) & (attempt < self.retries) & has_msg
+        )
+        if (sel := ok & has_msg).any():
+            ids = self._expand(msg[sel])
+            history.ack(
+                ids,
+                np.repeat(reply_at[sel], self.model.copies)
+                if self.model.copies > 1
+                else reply_at[sel],
+            )
+        unsure = has_msg & (timed_out | (answered & (status == ERR_RESET)))
+        if unsure.any():
+            history.indeterminate(self._expand(msg[unsure]), now)
+        failed = has_msg & answered & ~ok & ~can_retry & (status != ERR_RESET)
+        if failed.any():
+            ids = self._expand(msg[failed])
+            # a failure of a retry does not undo the doubt an earlier timed-out attempt left
+            ids = ids[history.status[ids] == hist.PENDING]
+            history.fail(ids, now)
+        if can_retry.any():
+            again = np.where(timed_out, deadline, reply_at)[can_retry] + self.backoff_ms
+            self._resend(take_rows(rows, can_retry), np.maximum(again, now))
+        if self.kind == "cache":
+            self._cache_replies(rows, reply_at, ok, status, aux)
+        if self.closed:
+            done = rows["last"] & ~gave_up & np.isfinite(np.where(answered, reply_at, deadline))
+            retried_conns = set(rows["conn"][can_retry].tolist())
+            if done.any():
+                conns = rows["conn"][done]
+                at = np.where(answered, reply_at, deadline)[done] + self.think_ms
+                keep = np.array([c not in retried_conns for c in conns.tolist()], dtype=bool)
+                self._next_requests(conns[keep], at[keep])
+
+    def _resend(self, rows: Rows, send: np.ndarray) -> None:
+        conn = rows["conn"]
+        first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
+        retry = self.build(
+            rows["op"],
+            rows["msg"],
+            rows["key"],
+            rows["nbytes"],
+            send,
+            conn,
+            first,
+            rows["attempt"] + 1,
+        )
+        self.submit(retry)
+
+    def _cache_replies(
+        self, rows: Rows, reply_at: np.ndarray, ok: np.ndarray, status: np.ndarray, aux: np.ndarray
+    ) -> None:
+        gets = ok & (rows["op"] == CACHE_GET)
+        if not gets.any():
+            return
+        hits = gets & (status == OK) & (aux >= 0)
+        self.gets += int(gets.sum())
+        self.hits += int(hits.sum())
+        if hits.any():
+            # the application used the cached value: the fill that put it there is delivered
+            ids = aux[hits]
+            fresh = self.history.deliveries[ids] == 0
+            if fresh.any():
+                uniq, pos = np.unique(ids[fresh], return_index=True)
+                self.history.deliver(uniq, reply_at[hits][fresh][pos])
+        misses = gets & (status == MISS)
+        if misses.any() and self.producing:
+            # cache-aside: on a miss the application loads the value and SETs it with a TTL
+            at = reply_at[misses]
+            keys = rows["key"][misses]
+            op = np.full(at.size, CACHE_SET, dtype=np.int8)
+            order = np.argsort(at, kind="stable")
+            at, keys = at[order], keys[order]
+            first = self.history.produce(at, keys)
+            msg = first + np.arange(at.size)
+            sizes = np.full(at.size, self.spec.value_bytes)
+            self.submit(
+                self.build(
+                    op,
+                    msg,
+                    keys,
+                    sizes,
+                    at,
+                    rows["conn"][misses][order],
+                    np.ones(at.size, dtype=bool),
+                )
+            )
+
+    # --- timing the server must respect -----------------------------------------------------------------
+    def feedback_bound(self, rows: Rows, m: int, end_row: np.ndarray) -> float:
+        """Earliest arrival of a request that the replies of the first `m` rows can cause."""
+        if not self.feedback:
+            return np.inf
+        reply_at = end_row + rows["reply_delay"][:m]
+        conn = rows["conn"][:m]
+        op = rows["op"][:m]
+        # a client that already gave up on a request has reacted to it (at its deadline)
+        own = (conn >= 0) & (conn < WORKER_BASE) & ~rows["gave_up"][:m]
+        bound = np.inf
+        if self.closed and own.any():
+            deadline = rows["deadline"][:m]
+            bound = min(bound, float(np.minimum(reply_at, deadline)[own].min()) + self.think_ms)
+        if self.retries:
+            deadline = rows["deadline"][:m]
+            late = own & (reply_at > deadline)
+            if late.any():
+                bound = min(bound, float(deadline[late].min()) + self.backoff_ms)
+            if self.model.server.serving != "serving":
+                bound = min(bound, float(reply_at[own].min(initial=np.inf)) + self.backoff_ms)
+        if self.kind == "cache":
+            gets = op == CACHE_GET
+            if gets.any():
+                gets &= self._may_miss(rows, m, gets, end_row)
+                if gets.any():
+                    bound = min(bound, float(reply_at[gets].min()))
+        if self.kind == "list":
+            listy = (op == LPUSH) | (conn >= WORKER_BASE)
+            if listy.any():
+                bound = min(bound, float(end_row[listy].min()) + self.model.workers.min_cycle_ms)
+        return bound
+
+    def _may_miss(self, rows: Rows, m: int, gets: np.ndarray, end_row: np.ndarray) -> np.ndarray:
+        """GETs that may miss (and make the client SET): all but those sure to hit.
+
+        A GET hits if its key is present now, does not expire before the GET runs, and nothing
+        before it in these iterations can remove the key (only writes evict, under maxmemory).
+        """
+        live = self.model.server.store.live
+        keys = rows["key"][:m]
+        present = (live.value[keys] >= 0) & (live.expire_at[keys] > end_row)
+        if self.model.server.store.memory.limited:
+            writes = np.cumsum(rows["op"][:m] != CACHE_GET) > 0
+            present &= ~writes
+        return gets & ~present
+
+    def next_deadline(self, queue: RequestQueue) -> float:
+        """When the next queued request times out on a client that will react to it."""
+        if not self.reacts or not len(queue):
+            return np.inf
+        conn = queue.field("conn")
+        watch = ~queue.field("gave_up") & (conn >= 0) & (conn < WORKER_BASE)
+        if not watch.any():
+            return np.inf
+        return float(queue.field("deadline")[watch].min())
+
+    def expire(self, queue: RequestQueue, now: float) -> None:
+        """Clients whose queued requests passed their deadline give up on them (and react)."""
+        conn = queue.field("conn")
+        gave_up = queue.field("gave_up")
+        due = ~gave_up & (conn >= 0) & (conn < WORKER_BASE) & (queue.field("deadline") <= now)
+        if not due.any():
+            return
+        rows = {k: v[due].copy() for k, v in queue.view().items()}
+        gave_up[due] = True  # the request stays queued: it still runs when the server gets to it
+        n = rows["arrival"].size
+        self._settle_replies(
+            rows, np.full(n, np.inf), np.full(n, OK, dtype=np.int8), np.full(n, -1)
+        )
+
+    # --- network cuts --------------------------------------------------------------------------------
+    def network_changed(self) -> None:
+        """After a cut or a heal: hold what cannot pass, release what can."""
+        now = self.env.now
+        server = self.model.server
+        queue = server.queue
+        if len(queue):
+            conn = queue.field("conn")
+            source = self._sources(conn)
+            for src in np.unique(source[queue.field("arrival") > now]).tolist():
+                if self.net.reachable(src, "redis"):
+                    continue
+                in_flight = (queue.field("arrival") > now) & (
+                    self._sources(queue.field("conn")) == src
+                )
+                self.held_requests.append((src, queue.remove(in_flight)))
+        still: list[tuple[str, Rows]] = []
+        for src, rows in self.held_requests:
+            if not self.net.reachable(src, "redis"):
+                still.append((src, rows))
+                continue
+            # TCP retransmits: the requests arrive a fresh delay after the heal (or after their
+            # own send time, for requests the client wrote later)
+            n = rows["arrival"].size
+            delay = self.net.delays(src, "redis", n, rows["nbytes"] + REQUEST_OVERHEAD_BYTES)
+            rows["arrival"] = np.maximum(rows["send"], now) + delay
+            rows = take_rows(rows, np.argsort(rows["arrival"], kind="stable"))
+            self._timed_out_while_held(rows, now)
+            server.submit(rows)
+        self.held_requests = still
+        if self.held_replies and self.net.reachable("redis", "clients"):
+            held_replies, self.held_replies = self.held_replies, []
+            for rows, status, aux in held_replies:
+                n = rows["arrival"].size
+                reply_at = now + self.net.delays("redis", "clients", n, REPLY_BYTES)
+                self._settle_replies(rows, reply_at, status, aux)
+
+    @staticmethod
+    def _sources(conn: np.ndarray) -> np.ndarray:
+        """The node each connection belongs to."""
+        worker = (conn >= WORKER_BASE) & (conn < ADMIN_CONN)
+        names = np.array(["clients"], dtype=object).repeat(conn.size)
+        if worker.any():
+            names[worker] = np.char.add("consumer", (conn[worker] - WORKER_BASE).astype(str))
+        return names.astype(str)
+
+    def _timed_out_while_held(self, rows: Rows, now: float) -> None:
+        """Requests whose client timed out during the cut: indeterminate, maybe retried."""
+        late = (rows["deadline"] < now) & ~rows["gave_up"]
+        if late.any():
+            sub = take_rows(rows, late)
+            n = sub["arrival"].size
+            self._settle_replies(
+                sub, np.full(n, np.inf), np.full(n, OK, dtype=np.int8), np.full(n, -1)
+            )
+            rows["gave_up"] |= late
+
+    # --- gauges --------------------------------------------------------------------------------------
+    def take_hit_ratio(self) -> float | None:
+        if self.gets == 0:
+            return None
+        ratio = self.hits / self.gets
+        self.gets = self.hits = 0
+        return ratio
+
+    def held(self) -> int:
+        return sum(r["arrival"].size for _src, r in self.held_requests) + sum(
+            r["arrival"].size for r, _s, _a in self.held_replies
+        )

@@ -1,0 +1,143 @@
+"""Requests waiting for the event loop: one row per command, sorted by arrival at the server.
+
+A request is what one connection wrote in one go (one command, or a pipeline of several); its
+commands share the arrival time, the connection and the reply. Rows are kept as a structure of
+numpy arrays so that the loop can take thousands of them per step (DESIGN rule 6), and rows that
+arrive later than already queued ones (retries, closed-loop clients, workers) are merged in
+arrival order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+FIELDS: dict[str, Any] = {
+    "arrival": np.float64,  # in the server's socket buffer (ms)
+    "send": np.float64,  # written by the client (ms)
+    "deadline": np.float64,  # the client gives up at (send + timeout; inf = never)
+    "reply_delay": np.float64,  # one-way delay of the reply, drawn when the request was sent
+    "cost": np.float64,  # execution (ms)
+    "rcost": np.float64,  # socket read + parse (ms), io-threads-do-reads can offload it
+    "wcost": np.float64,  # reply write() (ms), io-threads can offload it
+    "op": np.int8,
+    "conn": np.int32,  # connection index (client, worker or subscriber)
+    "msg": np.int64,  # first message id (-1: the command carries no message)
+    "key": np.int64,
+    "nbytes": np.int32,
+    "attempt": np.int8,
+    "first": np.bool_,  # first command of its request
+    "last": np.bool_,  # last command of its request
+    "gave_up": np.bool_,  # the client already timed out on this request
+}
+
+Rows = dict[str, np.ndarray]
+
+
+def empty_rows(n: int = 0) -> Rows:
+    return {name: np.zeros(n, dtype=dtype) for name, dtype in FIELDS.items()}
+
+
+def concat_rows(parts: list[Rows]) -> Rows:
+    parts = [p for p in parts if p["arrival"].size]
+    if not parts:
+        return empty_rows()
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([p[name] for p in parts]) for name in FIELDS}
+
+
+def take_rows(rows: Rows, index: np.ndarray | slice) -> Rows:
+    return {name: values[index] for name, values in rows.items()}
+
+
+class RequestQueue:
+    """Rows not yet executed, in arrival order; `head` advances as the loop takes them."""
+
+    def __init__(self, capacity: int = 4096):
+        self._cap = capacity
+        self._data = {name: np.zeros(capacity, dtype=dtype) for name, dtype in FIELDS.items()}
+        self.head = 0
+        self.tail = 0
+
+    def __len__(self) -> int:
+        return self.tail - self.head
+
+    @property
+    def arrival(self) -> np.ndarray:
+        return self._data["arrival"][self.head : self.tail]
+
+    def field(self, name: str) -> np.ndarray:
+        return self._data[name][self.head : self.tail]
+
+    def view(self, n: int | None = None) -> Rows:
+        """The first `n` rows (all by default) as views; valid until the next change."""
+        end = self.tail if n is None else self.head + n
+        return {name: values[self.head : end] for name, values in self._data.items()}
+
+    def first_arrival(self) -> float:
+        return float(self._data["arrival"][self.head]) if self.tail > self.head else np.inf
+
+    def count_before(self, t_ms: float, inclusive: bool = False) -> int:
+        if inclusive:
+            return int(np.searchsorted(self.arrival, t_ms, side="right"))
+        return int(np.searchsorted(self.arrival, t_ms, side="left"))
+
+    def pop(self, n: int) -> Rows:
+        """Remove and return (copies of) the first `n` rows."""
+        rows = {
+            name: values[self.head : self.head + n].copy() for name, values in self._data.items()
+        }
+        self.head += n
+        if self.head == self.tail:
+            self.head = self.tail = 0
+        return rows
+
+    def push(self, rows: Rows) -> None:
+        """Add rows (sorted by arrival among themselves), keeping the queue in arrival order."""
+        n = int(rows["arrival"].size)
+        if n == 0:
+            return
+        arrival = rows["arrival"]
+        if len(self) and arrival[0] < self._data["arrival"][self.tail - 1]:
+            # merge only the overlap: queued rows that arrive after the first new one
+            split = self.head + int(np.searchsorted(self.arrival, arrival[0], side="right"))
+            tail = {k: v[split : self.tail] for k, v in self._data.items()}
+            merged = concat_rows([tail, rows])
+            order = np.argsort(merged["arrival"], kind="stable")
+            self.tail = split
+            self._append({k: v[order] for k, v in merged.items()})
+            return
+        self._append(rows)
+
+    def remove(self, mask: np.ndarray) -> Rows:
+        """Take out the queued rows where `mask` is true (e.g. caught by a network cut)."""
+        current = self.view()
+        taken = take_rows(current, mask)
+        kept = take_rows(current, ~mask)
+        kept = {k: v.copy() for k, v in kept.items()}
+        self.head = self.tail = 0
+        self._append(kept)
+        return taken
+
+    def clear(self) -> Rows:
+        return self.pop(len(self))
+
+    def _append(self, rows: Rows) -> None:
+        n = int(rows["arrival"].size)
+        if n == 0:
+            return
+        if self.tail + n > self._cap:
+            live = len(self)
+            cap = self._cap
+            while live + n > cap // 2:
+                cap *= 2
+            data = {name: np.zeros(cap, dtype=dtype) for name, dtype in FIELDS.items()}
+            for name, values in self._data.items():
+                data[name][:live] = values[self.head : self.tail]
+            self._data, self._cap = data, cap
+            self.head, self.tail = 0, live
+        for name, values in self._data.items():
+            values[self.tail : self.tail + n] = rows[name]
+        self.tail += n

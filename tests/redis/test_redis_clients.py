@@ -1,0 +1,70 @@
+"""Client behaviour: timeouts make requests indeterminate; retries of non-idempotent commands
+duplicate; closed-loop clients; partitions between clients and server; determinism."""
+
+from __future__ import annotations
+
+import pandas as pd
+from redis_support import messages, run_redis, spec
+
+PAUSE = [{"at_s": 1.0, "kind": "pause", "target": "redis", "duration_s": 2.0}]
+
+
+def test_requests_unanswered_within_the_timeout_are_indeterminate_but_still_run() -> None:
+    # the server freezes 2 s; clients give up after 1 s; the requests still run after the pause
+    client = {"timeout_ms": 1000.0, "retries": 0}
+    result = run_redis(spec({"save": "", "client": client}, faults=PAUSE, duration_s=4.0))
+    m = result.summary["messages"]
+    assert m["indeterminate"] > 0
+    assert m["lost"] == 0 and m["failed"] == 0
+    # some of them are the last write of their key: present in the final read (a real anomaly
+    # of timeouts: the client was told nothing, the write happened)
+    assert m["anomalies"]["indeterminate_but_delivered"] > 0
+    frame = messages(result)
+    unsure = frame[frame["status"] == "indeterminate"]
+    assert unsure["intended_ms"].min() >= 1000.0 - 1.0
+    # sent at least 1 s before the resume, or before the ~4000 queued requests were served
+    # after it (one iteration of ~4000 x 7 µs)
+    assert unsure["intended_ms"].max() <= 2000.0 + 40.0
+
+
+def test_retrying_a_timed_out_incr_applies_it_twice() -> None:
+    client = {"timeout_ms": 1000.0, "retries": 2, "retry_backoff_ms": 50.0}
+    redis = {"save": "", "client": client, "ops": {"write_command": "INCR"}}
+    result = run_redis(spec(redis, faults=PAUSE, duration_s=4.0))
+    m = result.summary["messages"]
+    assert m["duplicates_by_cause"]["client_retry"] > 0
+    assert m["indeterminate"] == 0  # every retried write was answered in the end
+    assert m["lost"] == 0
+
+
+def test_retrying_a_set_is_harmless() -> None:
+    client = {"timeout_ms": 1000.0, "retries": 2, "retry_backoff_ms": 50.0}
+    result = run_redis(spec({"save": "", "client": client}, faults=PAUSE, duration_s=4.0))
+    m = result.summary["messages"]
+    assert m["duplicates"] == 0
+    assert m["indeterminate"] == 0
+
+
+def test_a_client_partition_holds_requests_until_the_heal() -> None:
+    faults = [{"at_s": 1.0, "kind": "partition", "target": "client_link", "duration_s": 0.5}]
+    client = {"timeout_ms": 2000.0}
+    result = run_redis(spec({"save": "", "client": client}, faults=faults))
+    m = result.summary["messages"]
+    assert m["lost"] == 0 and m["indeterminate"] == 0
+    frame = messages(result)
+    during = frame[(frame["intended_ms"] > 1000.0) & (frame["intended_ms"] < 1500.0)]
+    latency = during["ack_ms"] - during["intended_ms"]
+    # TCP retransmits after the heal: a request sent at the cut waits ~0.5 s
+    assert latency.max() > 450.0
+    assert (during["ack_ms"] >= 1500.0).all()
+
+
+def test_same_seed_same_result() -> None:
+    data = spec(
+        {"appendonly": True},
+        faults=[{"at_s": 1.0, "kind": "power_loss", "target": "redis", "duration_s": 0.3}],
+    )
+    a = run_redis(data)
+    b = run_redis(data)
+    assert a.summary_json() == b.summary_json()
+    pd.testing.assert_frame_equal(a.messages, b.messages)
