@@ -1,0 +1,424 @@
+"""Simple consumers: a static assignment of partitions, fetching from the leaders below the HW.
+
+Issue 6 grows this into consumer groups with committed offsets; for now partition p belongs to
+consumer p % consumers, the position of a partition advances as records are processed (as if
+committed right after processing: a restarted consumer resumes there, so nothing is redelivered),
+and `auto.offset.reset` only applies when a position falls out of the log.
+
+A fetch goes to the partition's leader, which answers when records below the high watermark are
+available (`fetch.min.bytes` = 1) or after `fetch.max.wait.ms`; the consumer processes the
+records (`processing_ms` each, times the node's slowdown; `max.poll.records` per poll) and sends
+the next fetch as soon as the last poll of the answer starts (KafkaConsumer pipelines fetches).
+The consumer validates its position against the leader's epochs (KIP-320) and goes back to
+where the log diverged after an unclean election.
+
+Why lazy: a caught-up consumer gets one answer per HW advance, far more often than anything
+else happens. So a fetch does not travel as events: it is *parked* at the leader with its
+arrival time, and answered when the leader settles it (when its HW moves, or when the model
+settles everything before a fault, a gauge sample or the drain check). Each answer's arrival,
+the processing times and the next fetch follow arithmetically from the network delays. Facts
+dated after "now" stay pending and are withdrawn if a fault reaches the consumer first.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from simulator.node import PAUSED, UP, Node
+
+if TYPE_CHECKING:
+    from models.kafka.broker import Broker
+    from models.kafka.cluster import KafkaModel
+    from models.kafka.partition import PartitionReplica
+
+FETCH_BYTES = 120
+INF = float("inf")
+# cursor states
+IDLE, PARKED, NETWORK, WAITING, METADATA = range(5)
+
+
+class Cursor:
+    """A consumer's state for one assigned partition."""
+
+    __slots__ = (
+        "arrival",
+        "consumer",
+        "fetch_offset",
+        "gen",
+        "last_epoch",
+        "leader",
+        "parked_on",
+        "partition",
+        "pending",
+        "position",
+        "position_epoch",
+        "reset_to",
+        "sent_ms",
+        "state",
+    )
+
+    def __init__(self, consumer: Consumer, partition: int):
+        self.consumer = consumer
+        self.partition = partition
+        self.position = 0  # next offset to process (what a commit would store)
+        self.position_epoch = -1
+        self.reset_to: int | None = None
+        self.fetch_offset = 0  # next offset to fetch
+        self.last_epoch = -1  # epoch of the last fetched record (KIP-320)
+        self.leader = -1
+        self.state = IDLE
+        self.gen = 0  # bumped whenever a fetch is abandoned: late events of it are ignored
+        self.parked_on: PartitionReplica | None = None
+        self.arrival = INF  # when the parked fetch reaches the leader
+        self.sent_ms = INF
+        # fetched records not yet processed by `now`: (first time, last time, ids, times,
+        # first offset, epoch of the last record)
+        self.pending: deque[tuple[float, float, np.ndarray, Any, int, int]] = deque()
+
+
+class Consumer(Node):
+    """One consuming client with its statically assigned partitions."""
+
+    def __init__(self, model: KafkaModel, index: int, partitions: list[int]):
+        super().__init__(model.ctx, f"consumer{index}", role="consumer")
+        self.model = model
+        self.cfg = model.config.consumer
+        self.processing_ms = model.spec.workload.processing_ms
+        self.cursors = {p: Cursor(self, p) for p in partitions}
+        self.busy_until = -INF
+        self.channel_last: dict[str, float] = {}
+
+    # --- fetching ---------------------------------------------------------------------------------
+    def start(self) -> None:
+        for p, cursor in self.cursors.items():
+            cursor.leader = self.model.controller.leader_of(p)
+            self.fetch(cursor, self.env.now)
+
+    def fetch(self, cursor: Cursor, send_ms: float) -> None:
+        """Send a fetch for `cursor` at `send_ms` (now, or a lazily computed time)."""
+        cursor.gen += 1
+        cursor.parked_on = None
+        cursor.arrival = INF
+        cursor.state = IDLE
+        if self.state != UP:
+            return
+        model = self.model
+        if cursor.leader < 0:
+            self.refresh_metadata(cursor)
+            return
+        broker = model.brokers[cursor.leader]
+        net = model.net
+        cursor.sent_ms = send_ms
+        if not net.reachable(self.name, broker.name):
+            # a cut: TCP holds the request until the heal (or the request times out)
+            gen = cursor.gen
+            cursor.state = NETWORK
+            net.send(
+                self.name,
+                broker.name,
+                FETCH_BYTES,
+                lambda: self._arrive(cursor, broker, self.env.now, gen),
+                timeout_ms=self.cfg.request_timeout_ms,
+                on_reset=lambda: self._failed(cursor, gen),
+            )
+            return
+        arrival = send_ms + net.delay(self.name, broker.name, FETCH_BYTES)
+        self._arrive(cursor, broker, arrival, cursor.gen)
+
+    def _arrive(self, cursor: Cursor, broker: Broker, arrival: float, gen: int) -> None:
+        """The fetch reaches `broker` at `arrival`: park it on the leader replica."""
+        if gen != cursor.gen or self.state != UP:
+            return
+        net = self.model.net
+        if broker.state != UP and broker.state != PAUSED:
+            if broker.host_down:  # nobody answers: the request times out
+                self._error_at(cursor.sent_ms + self.cfg.request_timeout_ms, cursor)
+            else:  # connection refused by the dead process's kernel
+                self._error_at(arrival + net.delay(broker.name, self.name, 60), cursor)
+            return
+        rep = broker.replicas.get(cursor.partition)
+        if rep is None or not rep.is_leader:
+            self._error_at(arrival + net.delay(broker.name, self.name, 60), cursor)
+            return
+        cursor.state = PARKED
+        cursor.parked_on = rep
+        cursor.arrival = arrival
+        rep.consumer_waiters.append(cursor)
+
+    def _error_at(self, t: float, cursor: Cursor) -> None:
+        """An error answer (NOT_LEADER, reset) or a timeout reaches us at `t`."""
+        cursor.state = WAITING
+        cursor.parked_on = None
+        gen = cursor.gen
+        self.env.timeout(max(0.0, t - self.env.now)).callbacks.append(
+            lambda _e: self._failed(cursor, gen)
+        )
+
+    def _failed(self, cursor: Cursor, gen: int) -> None:
+        if gen != cursor.gen or self.state != UP:
+            return
+        self.refresh_metadata(cursor)
+
+    def refresh_metadata(self, cursor: Cursor) -> None:
+        """After retry.backoff.ms, ask a broker who leads the partition now."""
+        cursor.gen += 1
+        cursor.state = METADATA
+        cursor.parked_on = None
+        gen = cursor.gen
+        model = self.model
+
+        def ask(_e: Any) -> None:
+            if gen != cursor.gen or self.state != UP:
+                return
+            brokers = model.brokers
+            broker = brokers[(cursor.partition + int(self.env.now)) % len(brokers)]
+            model.net.send(
+                self.name,
+                broker.name,
+                FETCH_BYTES,
+                lambda: broker.answer_metadata(self, cursor),
+                timeout_ms=self.cfg.request_timeout_ms,
+                on_reset=lambda: self.on_metadata({}, False, cursor),
+            )
+            # a broker that lost power never answers: ask another one after request.timeout.ms
+            self.env.timeout(self.cfg.request_timeout_ms).callbacks.append(unanswered)
+
+        def unanswered(_e: Any) -> None:
+            if gen == cursor.gen and cursor.state == METADATA and self.state == UP:
+                self.refresh_metadata(cursor)
+
+        self.env.timeout(self.cfg.retry_backoff_ms).callbacks.append(ask)
+
+    def on_metadata(
+        self, leaders: dict[int, int], complete: bool, cursor: Cursor | None = None
+    ) -> None:
+        """A metadata answer (or its loss) for the partition of `cursor`."""
+        if cursor is None or self.state != UP or cursor.state != METADATA:
+            return
+        leader = leaders.get(cursor.partition, -1)
+        cursor.leader = leader
+        if leader < 0:
+            self.refresh_metadata(cursor)
+        else:
+            self.fetch(cursor, self.env.now)
+
+    # --- answers (computed by settle) -------------------------------------------------------------
+    def answered(self, cursor: Cursor, rep: PartitionReplica, t: float, hw: int) -> None:
+        """The leader answers the parked fetch at `t` with what lies below `hw`."""
+        log = rep.log
+        offset = cursor.fetch_offset
+        broker = rep.broker
+        model = self.model
+        if cursor.last_epoch >= 0:
+            found, end = log.end_offset_for_epoch(cursor.last_epoch)
+            if found != cursor.last_epoch or end < offset:
+                model.ctx.event(
+                    "consumer_truncation_detected",
+                    self.name,
+                    partition=cursor.partition,
+                    offset=end,
+                )
+                self._reposition(cursor, end, t)
+                return
+        if offset < log.log_start or offset > log.leo:
+            self._out_of_range(cursor, rep, t)
+            return
+        nbytes = 0.0
+        pieces: list[Any] = []
+        if offset < hw:
+            pieces, nbytes = log.read(offset, hw, self.cfg.max_partition_fetch_bytes)
+            # data older than what the page cache holds comes from the disk
+            if model.page_cache_miss(broker, log, offset):
+                t += broker.disk.read_time_ms(nbytes)
+        t = broker.capacity.send(t, nbytes + FETCH_BYTES)
+        net = model.net
+        if not net.reachable(broker.name, self.name):
+            # the answer meets a cut: TCP holds it until the heal
+            cursor.state = NETWORK
+            gen = cursor.gen
+            net.send(
+                broker.name,
+                self.name,
+                nbytes + FETCH_BYTES,
+                lambda: self._answer_event(cursor, pieces, log, gen),
+            )
+            return
+        arrival = t + net.delay(broker.name, self.name, nbytes + FETCH_BYTES)
+        last = self.channel_last.get(broker.name, -INF)
+        if arrival < last:
+            arrival = last
+        self.channel_last[broker.name] = arrival
+        self._process(cursor, pieces, log, arrival)
+
+    def _answer_event(self, cursor: Cursor, pieces: list[Any], log: Any, gen: int) -> None:
+        if gen == cursor.gen and self.state == UP:
+            self._process(cursor, pieces, log, self.env.now)
+
+    def _process(self, cursor: Cursor, pieces: list[Any], log: Any, arrival: float) -> None:
+        """Records reach the consumer at `arrival`: process them, fetch again."""
+        n = sum(c for _, _, c, _ in pieces)
+        if n == 0:
+            self.fetch(cursor, arrival)
+            return
+        ids = log.ids(pieces)
+        proc = self.processing_ms * self.slowdown
+        start = arrival if arrival > self.busy_until else self.busy_until
+        if proc <= 0.0:
+            times: Any = start
+            first = last = next_send = start
+        else:
+            polls = self.cfg.max_poll_records
+            times = start + proc * np.arange(1, n + 1, dtype=np.float64)
+            first, last = float(times[0]), float(times[-1])
+            last_poll = n % polls or polls
+            next_send = start + proc * (n - last_poll)
+        self.busy_until = last
+        epoch = pieces[-1][3]
+        cursor.pending.append((first, last, ids, times, cursor.fetch_offset, epoch))
+        cursor.fetch_offset += n
+        cursor.last_epoch = epoch
+        self.fetch(cursor, next_send if next_send > arrival else arrival)
+
+    def _out_of_range(self, cursor: Cursor, rep: PartitionReplica, t: float) -> None:
+        """OFFSET_OUT_OF_RANGE: auto.offset.reset decides where to go."""
+        log = rep.log
+        target = log.log_start if self.cfg.auto_offset_reset == "earliest" else log.leo
+        skipped_from = max(cursor.fetch_offset, log.log_start)
+        if target > skipped_from:
+            ids = log.ids(log.pieces(skipped_from, target))
+            self.model.ctx.history.skip(ids.astype(np.int64), "offset_reset_latest", t)
+        self.model.ctx.event("offset_reset", self.name, partition=cursor.partition, offset=target)
+        self._reposition(cursor, target, t)
+
+    def _reposition(self, cursor: Cursor, offset: int, t: float) -> None:
+        cursor.fetch_offset = offset
+        cursor.last_epoch = -1
+        if cursor.pending:
+            cursor.reset_to = offset
+        else:
+            cursor.position = offset
+        self.fetch(cursor, t)
+
+    # --- facts ------------------------------------------------------------------------------------
+    def flush(self, now: float) -> None:
+        """Deliveries done by `now` go to the history; the position advances with them."""
+        facts = self.model.facts
+        for cursor in self.cursors.values():
+            pending = cursor.pending
+            while pending:
+                first, last, ids, times, offset, epoch = pending[0]
+                if last <= now:
+                    facts.deliver(ids, times)
+                    cursor.position = offset + ids.shape[0]
+                    cursor.position_epoch = epoch
+                    pending.popleft()
+                    continue
+                if first <= now:
+                    k = int(np.searchsorted(times, now, side="right"))
+                    facts.deliver(ids[:k], times[:k])
+                    pending[0] = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch)
+                    cursor.position = offset + k
+                break
+            if not pending and cursor.reset_to is not None:
+                cursor.position = cursor.reset_to
+                cursor.reset_to = None
+
+    def withdraw(self) -> None:
+        """Forget what was planned after now (fetches on their way, later processing)."""
+        now = self.env.now
+        self.flush(now)
+        for cursor in self.cursors.values():
+            cursor.pending.clear()
+            if cursor.reset_to is not None:
+                cursor.position = cursor.reset_to
+                cursor.reset_to = None
+            cursor.fetch_offset = cursor.position
+            cursor.last_epoch = cursor.position_epoch
+            rep = cursor.parked_on
+            if rep is not None and cursor in rep.consumer_waiters:
+                rep.consumer_waiters.remove(cursor)
+            cursor.parked_on = None
+            cursor.arrival = INF
+            cursor.state = IDLE
+            cursor.gen += 1
+        self.busy_until = now
+        self.channel_last = {}
+
+    def resume_fetching(self) -> None:
+        """Fetch again from the positions (after a fault reached this consumer)."""
+        if self.state != UP:
+            return
+        for cursor in self.cursors.values():
+            if cursor.state == IDLE:
+                self.fetch(cursor, self.env.now)
+
+    # --- node hooks -------------------------------------------------------------------------------
+    def on_crash(self) -> None:
+        self.withdraw()
+
+    def on_pause(self) -> None:
+        self.withdraw()
+
+    def on_resume(self) -> None:
+        self.resume_fetching()
+
+    def on_restart(self) -> None:
+        self.resume_fetching()
+
+    def caught_up(self, hw_of: Any) -> bool:
+        return all(not c.pending and c.position >= hw_of(p) for p, c in self.cursors.items())
+
+
+def settle(rep: PartitionReplica, now: float) -> None:
+    """Answer the consumer fetches parked on leader replica `rep` that are due by `now`."""
+    waiters = rep.consumer_waiters
+    broker = rep.broker
+    if not waiters or broker.state != UP:
+        return
+    cfg = broker.model.config.consumer
+    max_wait = cfg.fetch_max_wait_ms
+    min_bytes = cfg.fetch_min_bytes
+    floor = broker.serving_since
+    progressed = True
+    while progressed and waiters:
+        progressed = False
+        hw = rep.log.hw
+        since = rep.hw_since
+        for cursor in list(waiters):
+            arrival = cursor.arrival
+            if arrival > now:
+                continue
+            offset = cursor.fetch_offset
+            if (
+                offset < hw and (min_bytes <= 1 or rep.log.bytes_between(offset, hw) >= min_bytes)
+            ) or not (rep.log.log_start <= offset <= rep.log.leo):
+                t = arrival if arrival > since else since  # fetch.min.bytes available
+            elif arrival + max_wait <= now:
+                t = arrival + max_wait  # fetch.max.wait.ms passed: an empty answer
+            else:
+                continue
+            if t < floor:
+                t = floor
+            waiters.remove(cursor)
+            cursor.parked_on = None
+            cursor.state = IDLE
+            cursor.consumer.answered(cursor, rep, t, hw)
+            progressed = True
+
+
+def abandon(rep: PartitionReplica, now: float, reset: bool) -> None:
+    """The leader replica stops serving: parked fetches get an error (reset) or time out."""
+    waiters = rep.consumer_waiters
+    rep.consumer_waiters = []
+    for cursor in waiters:
+        consumer = cursor.consumer
+        if reset:
+            when = max(now, cursor.arrival) + consumer.model.net.delay(
+                rep.broker.name, consumer.name, 60
+            )
+        else:
+            when = cursor.sent_ms + consumer.cfg.request_timeout_ms
+        consumer._error_at(when, cursor)

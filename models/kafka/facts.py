@@ -1,0 +1,135 @@
+"""What the Kafka model tells the history: buffered acknowledgements and deliveries, loss causes.
+
+Why a buffer: one `History.ack` / `History.deliver` call costs tens of microseconds of numpy
+overhead, and a produce response or a consumer poll carries only tens of records. Facts that
+already happened (their time is <= now) are collected here and handed over in large vectorized
+calls, in the order they were recorded (per key that is the consumer's processing order, which is
+what the out-of-order count needs).
+
+Why deferred loss: a record that a mechanism drops (a follower truncating its log, a power loss
+wiping the page cache, retention deleting a segment) is lost only if no replica still holds it,
+no retry of the producer brings it back, and it was never delivered. The mechanism records a
+*candidate* with its cause and time at the moment it drops the record; at the end of the run
+(`resolve`) every candidate still absent from every log and never delivered is recorded as lost,
+with the cause and time of the last drop. So the cause is the mechanism's, and "lost" is final.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from simulator.history import History
+
+FLUSH_AT = 262_144  # records buffered before a flush (about 2-3 MB of arrays)
+
+# Loss causes of the Kafka model (all built into simulator.history).
+LEADER_FAILED = "leader_failed_before_replication"
+UNCLEAN_TRUNCATION = "unclean_election_truncation"
+NOT_FSYNCED = "not_fsynced_at_power_loss"
+RETENTION = "deleted_by_retention"
+NEVER_ARRIVED = "never_arrived"
+DROPPED = "dropped_by_server"
+# Cause of a duplicate delivery: the same record appended twice after a producer retry.
+DUP_PRODUCER_RETRY = "producer_retry"
+
+
+class Facts:
+    """Acknowledgements and deliveries on their way to the history, plus loss candidates."""
+
+    def __init__(self, history: History):
+        self.history = history
+        self._ack_ids: list[np.ndarray] = []
+        self._ack_t: list[np.ndarray | float] = []
+        self._ack_n = 0
+        self._dlv_ids: list[np.ndarray] = []
+        self._dlv_t: list[np.ndarray | float] = []
+        self._dlv_n = 0
+        # (time, cause, ids, check_presence) in the order the mechanisms dropped records
+        self.candidates: list[tuple[float, str, np.ndarray, bool]] = []
+
+    # --- acknowledgements and deliveries ------------------------------------------------------
+    def ack(self, ids: np.ndarray, t_ms: float) -> None:
+        self._ack_ids.append(ids)
+        self._ack_t.append(t_ms)
+        self._ack_n += ids.shape[0]
+        if self._ack_n >= FLUSH_AT:
+            self._flush_acks()
+
+    def deliver(self, ids: np.ndarray, t_ms: np.ndarray | float) -> None:
+        self._dlv_ids.append(ids)
+        self._dlv_t.append(t_ms)
+        self._dlv_n += ids.shape[0]
+        if self._dlv_n >= FLUSH_AT:
+            self._flush_deliveries()
+
+    def fail(self, ids: np.ndarray, t_ms: float) -> None:
+        """The client got an error (order with acks does not matter: an ack always wins)."""
+        self.history.fail(ids, t_ms)
+
+    def indeterminate(self, ids: np.ndarray, t_ms: float) -> None:
+        self.history.indeterminate(ids, t_ms)
+
+    def flush(self) -> None:
+        self._flush_acks()
+        self._flush_deliveries()
+
+    def _flush_acks(self) -> None:
+        if not self._ack_ids:
+            return
+        ids, times = _concat(self._ack_ids, self._ack_t)
+        self._ack_ids, self._ack_t, self._ack_n = [], [], 0
+        self.history.ack(ids, times)
+
+    def _flush_deliveries(self) -> None:
+        if not self._dlv_ids:
+            return
+        ids, times = _concat(self._dlv_ids, self._dlv_t)
+        self._dlv_ids, self._dlv_t, self._dlv_n = [], [], 0
+        self.history.deliver(ids, times, dup_cause=DUP_PRODUCER_RETRY)
+
+    # --- loss ---------------------------------------------------------------------------------
+    def dropped(
+        self, ids: np.ndarray, cause: str, t_ms: float, check_presence: bool = True
+    ) -> None:
+        """A mechanism dropped these records (maybe the last copy): a loss candidate."""
+        if ids.shape[0]:
+            self.candidates.append((t_ms, cause, ids, check_presence))
+
+    def resolve(self, present: Callable[[], np.ndarray]) -> None:
+        """Record as lost every candidate never delivered and (if asked) absent from every log.
+
+        `present()` gives a boolean mask over message ids of records some replica still holds.
+        The last drop of a record names its cause (candidates are walked newest first and the
+        history keeps the first cause it is given).
+        """
+        self.flush()
+        if not self.candidates:
+            return
+        history = self.history
+        mask: np.ndarray | None = None
+        for t_ms, cause, ids, check_presence in reversed(self.candidates):
+            keep = history.deliveries[ids] == 0
+            if check_presence:
+                if mask is None:
+                    mask = present()
+                keep &= ~mask[ids]
+            chosen = ids[keep]
+            if chosen.shape[0]:
+                history.lose(chosen.astype(np.int64), cause, t_ms)
+        self.candidates = []
+
+
+def _concat(
+    ids: list[np.ndarray], times: list[np.ndarray | float]
+) -> tuple[np.ndarray, np.ndarray]:
+    all_ids = np.concatenate(ids) if len(ids) > 1 else ids[0]
+    parts = [
+        np.full(i.shape[0], t) if np.ndim(t) == 0 else np.asarray(t, dtype=np.float64)
+        for i, t in zip(ids, times, strict=True)
+    ]
+    all_t = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    return all_ids.astype(np.int64, copy=False), all_t

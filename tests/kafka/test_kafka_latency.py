@@ -1,0 +1,51 @@
+"""acks: produce->ack latency orders 0 < 1 < all; produce->deliver is the same for all three."""
+
+from __future__ import annotations
+
+import pytest
+from kafka_helpers import run_kafka, scenario
+
+
+@pytest.fixture(scope="module")
+def latencies() -> dict[str, dict]:
+    out = {}
+    for acks in ("0", "1", "all"):
+        result = run_kafka(
+            scenario(
+                scenario__duration_s=3.0,
+                workload__rate_per_s=5000.0,
+                kafka__producer__acks=acks,
+            )
+        )
+        out[acks] = result.summary["latency_ms"]
+    return out
+
+
+def test_ack_latency_orders_acks0_below_acks1_below_acks_all(latencies: dict[str, dict]) -> None:
+    # 15k records per run: the median is known to well under 1% (its standard error is
+    # ~1.25 sigma / sqrt(n)); the gaps are a network round trip (0.2 ms) and a follower fetch
+    # round trip (~0.2 ms) on a ~3 ms median dominated by linger.ms = 5
+    ack = {acks: latencies[acks]["ack"]["p50"] for acks in latencies}
+    assert ack["0"] < ack["1"] < ack["all"]
+    assert ack["1"] - ack["0"] > 0.1
+    assert ack["all"] - ack["1"] > 0.1
+
+
+def test_end_to_end_latency_is_about_the_same_for_all_acks(latencies: dict[str, dict]) -> None:
+    # consumers only see records below the HW, which waits for the whole ISR whatever acks is
+    e2e = [latencies[acks]["end_to_end"]["p50"] for acks in latencies]
+    assert max(e2e) - min(e2e) < 0.05 * min(e2e)
+    for acks in ("0", "1"):
+        assert latencies[acks]["end_to_end"]["p50"] > latencies[acks]["ack"]["p50"]
+
+
+def test_fetch_min_bytes_makes_consumers_wait_for_fuller_answers() -> None:
+    # 16 KiB per fetch at ~667 records/s of ~128 B per partition is ~0.2 s of records: the
+    # consumer waits for them (or fetch.max.wait.ms = 500), so end-to-end latency grows to
+    # ~100 ms on average, far above the few milliseconds with fetch.min.bytes = 1
+    eager = run_kafka(scenario(scenario__duration_s=3.0))
+    patient = run_kafka(scenario(scenario__duration_s=3.0, kafka__consumer__fetch_min_bytes=16384))
+    fast = eager.summary["latency_ms"]["end_to_end"]["p50"]
+    slow = patient.summary["latency_ms"]["end_to_end"]["p50"]
+    assert slow > 10 * fast
+    assert patient.summary["messages"]["delivered"] == patient.summary["messages"]["produced"]

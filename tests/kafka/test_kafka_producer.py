@@ -1,0 +1,70 @@
+"""Producer retries: duplicates and reordering without idempotence, none with it."""
+
+from __future__ import annotations
+
+from kafka_helpers import messages, run_kafka, scenario
+
+# A 3 s GC pause of the leader (shorter than the 9 s session: nobody is fenced) with
+# request.timeout.ms = 1 s: the producer gives up on its requests and sends them again to the
+# same, still paused, leader; when the leader resumes it handles the originals and the retries.
+PAUSE = [{"at_s": 2.0, "kind": "pause", "target": "leader", "duration_s": 3.0}]
+
+
+def _paused_leader(idempotent: bool, **settings: object) -> dict:
+    data = scenario(
+        PAUSE,
+        scenario__duration_s=8.0,
+        kafka__broker__broker_session_timeout_ms=9000.0,
+        kafka__producer__enable_idempotence=idempotent,
+        kafka__producer__request_timeout_ms=1000.0,
+        **settings,
+    )
+    return messages(run_kafka(data))
+
+
+def test_retries_without_idempotence_create_duplicates() -> None:
+    m = _paused_leader(idempotent=False)
+    assert m["duplicates"] > 0
+    assert m["duplicates_by_cause"] == {"producer_retry": m["duplicates"]}
+    assert m["lost"] == 0
+
+
+def test_idempotence_drops_retried_batches_the_leader_already_has() -> None:
+    m = _paused_leader(idempotent=True)
+    assert m["duplicates"] == 0
+    assert m["lost"] == 0
+    assert m["delivered"] == m["produced"]
+
+
+def test_retries_without_idempotence_can_reorder_records_within_a_partition() -> None:
+    # acks=1 turns idempotence off (Kafka's default resolution); after the leader crash the
+    # failed batches come back ahead of or behind batches that succeeded meanwhile
+    crash = [{"at_s": 2.0, "kind": "crash", "target": "leader", "duration_s": 4.0}]
+    reordered = messages(run_kafka(scenario(crash, kafka__producer__acks="1")))
+    ordered = messages(run_kafka(scenario(crash, kafka__producer__acks="all")))
+    assert reordered["out_of_order"] > 0
+    assert ordered["out_of_order"] == 0
+
+
+def test_records_of_a_partition_without_a_leader_fail_after_delivery_timeout() -> None:
+    # every broker down: nothing can be written; records sent before the brokers return fail
+    # once delivery.timeout.ms has passed, and none is reported as lost
+    down = [{"at_s": 2.0, "kind": "crash", "target": "all_servers", "duration_s": 6.0}]
+    m = messages(
+        run_kafka(
+            scenario(
+                down,
+                kafka__producer__request_timeout_ms=1000.0,
+                kafka__producer__delivery_timeout_ms=2000.0,
+            )
+        )
+    )
+    assert m["failed"] + m["indeterminate"] > 0
+    assert m["lost"] == 0
+
+
+def test_a_crashed_producer_fails_what_it_had_not_sent_and_loses_nothing_acknowledged() -> None:
+    crash = [{"at_s": 2.0, "kind": "crash", "target": "producers", "duration_s": 1.0}]
+    m = messages(run_kafka(scenario(crash)))
+    assert m["failed"] > 0  # records the application produced while it was down
+    assert m["lost"] == 0
