@@ -27,8 +27,12 @@ def grouped_quantiles(
     counts = np.bincount(groups, minlength=n_groups)[:n_groups]
     if values.size == 0:
         return out, counts
-    narrow = groups.astype(np.uint16) if n_groups <= np.iinfo(np.uint16).max else groups
-    ordered = values[np.argsort(narrow, kind="stable")]
+    if groups.size < 2 or bool((groups[1:] >= groups[:-1]).all()):
+        # messages are mostly produced in time order: their buckets are already grouped
+        ordered = values.copy()
+    else:
+        narrow = groups.astype(np.uint16) if n_groups <= np.iinfo(np.uint16).max else groups
+        ordered = values[np.argsort(narrow, kind="stable")]
     ends = np.cumsum(counts)
     starts = ends - counts
     several = np.flatnonzero(counts > 1)
@@ -74,25 +78,35 @@ class Grid:
 
     def index(self, times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(bucket index of each finite time inside the grid, mask of those times)."""
-        raw = np.floor((times - self.start_ms) / self.bucket_ms)
-        ok = np.isfinite(raw) & (raw >= 0) & (raw < self.n)
-        return raw[ok].astype(np.int64), ok
+        raw = np.subtract(times, self.start_ms, dtype=np.float64)
+        raw /= self.bucket_ms
+        np.floor(raw, out=raw)
+        ok = (raw >= 0) & (raw < self.n)  # NaN compares False
+        return raw[ok].astype(np.int32), ok
 
     def count(self, times: np.ndarray) -> np.ndarray:
         return np.bincount(self.index(times)[0], minlength=self.n)
+
+    def count_offset(self, base: np.ndarray, offset: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+        """Counts per bucket of `base + offset` (NaN offsets skipped), in chunks: no full copy."""
+        total = np.zeros(self.n, dtype=np.int64)
+        for start in range(0, base.size, chunk):
+            times = base[start : start + chunk] + offset[start : start + chunk]
+            total += np.bincount(self.index(times)[0], minlength=self.n)
+        return total
 
 
 class BucketLatency:
     """Latency samples bucketed by intended send time, with p50 and p99 per bucket.
 
-    Keeps the finite latencies (8 bytes each), their bucket (4 bytes) and a mask (1 byte);
+    Keeps the finite latencies (4 bytes each), their bucket (4 bytes) and a mask (1 byte);
     intended times are read back from the history only when a fault needs them.
     """
 
     def __init__(self, grid: Grid, intended: np.ndarray, latency: np.ndarray):
         self.finite = ~np.isnan(latency)
         self._intended = intended
-        self.values = latency[self.finite].astype(np.float64)
+        self.values = latency[self.finite]
         bucket, inside = grid.index(intended[self.finite])
         self.bucket = np.full(self.values.size, -1, dtype=np.int32)
         self.bucket[inside] = bucket

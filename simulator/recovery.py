@@ -103,17 +103,23 @@ def faults_summary(
     recovery = _Recovery(ctx, grid, latency)
     detections = np.sort([e.t_ms for e in ctx.events if e.kind in DETECTION_KINDS])
     # earliest acknowledgement among messages intended at or after each time: a suffix minimum
-    order = np.argsort(history.intended_ms, kind="stable")
-    by_intended = history.intended_ms[order]
-    ack_sorted = np.where(acked, history.ack_ms, np.inf)[order]
-    earliest_ack = np.minimum.accumulate(ack_sorted[::-1])[::-1] if order.size else ack_sorted
+    intended = history.intended_ms
+    in_order = intended.size < 2 or bool((intended[1:] >= intended[:-1]).all())
+    order = None if in_order else np.argsort(intended, kind="stable")
+    by_intended = intended if order is None else intended[order]
+    ack_sorted = np.where(acked, history.ack_latency_ms, np.inf) + intended
+    if order is not None:
+        ack_sorted = ack_sorted[order]
+    # suffix minimum, in place
+    np.minimum.accumulate(ack_sorted[::-1], out=ack_sorted[::-1])
+    earliest_ack = ack_sorted
     out = []
     for fault in ctx.faults:
         begin = float(fault.begin_ms)
         i = int(np.searchsorted(detections, begin, side="left"))
         detect = float(detections[i] - begin) if i < detections.size else None
         j = int(np.searchsorted(by_intended, begin, side="left"))
-        first_write = _number(earliest_ack[j] - begin) if j < order.size else None
+        first_write = _number(earliest_ack[j] - begin) if j < by_intended.size else None
         out.append(
             {
                 "index": int(fault.index),
