@@ -21,6 +21,10 @@ PAGES = [
         icon=":material/science:",
         default=True,
     ),
+    st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
+    st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
+    st.Page("views/timeline.py", title="Timeline", icon=":material/timeline:"),
+    st.Page("views/sweeps.py", title="Sweeps", icon=":material/ssid_chart:"),
 ]
 
 st.navigation(PAGES).run()

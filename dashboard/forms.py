@@ -198,17 +198,17 @@ def changed(params: list[Param], values: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def set_text(value: Any) -> str:
+    """A value as `--set` reads it back (TOML numbers and booleans, bare words as strings)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float):
+        return format(value, ".12g")
+    return str(value)  # a bare word is read as a string by `--set`
+
+
 def as_set_flags(overrides: dict[str, Any]) -> str:
     """The same overrides as `rksim run --set` flags (TOML values)."""
-    parts = []
-    for path, value in overrides.items():
-        if value is None:
-            continue
-        if isinstance(value, bool):
-            text = "true" if value else "false"
-        elif isinstance(value, float):
-            text = format(value, ".12g")
-        else:
-            text = str(value)  # a bare word is read as a string by `--set`
-        parts.append(f"--set {path}={text}")
-    return " ".join(parts)
+    return " ".join(
+        f"--set {path}={set_text(value)}" for path, value in overrides.items() if value is not None
+    )

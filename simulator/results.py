@@ -33,6 +33,8 @@ if TYPE_CHECKING:
 FILES = ("summary.json", "manifest.json", "scenario.toml")
 TABLES = ("timeseries", "events", "faults")
 MESSAGES_FILE = "messages.parquet"
+# Optional table (results saved before it existed load with an empty one).
+NODES_FILE = "nodes.parquet"
 
 _OPS: dict[str, Callable[[Any, Any], bool]] = {
     "==": operator.eq,
@@ -148,6 +150,39 @@ def build_manifest(ctx: RunContext, *, wall_s: float, started_at: str) -> dict[s
     }
 
 
+# nodes ---------------------------------------------------------------------------------------
+def empty_nodes() -> pd.DataFrame:
+    """A nodes table without rows (the shape of `nodes_frame`)."""
+    return pd.DataFrame(
+        {"name": pd.Series([], dtype="string"), "role": pd.Series([], dtype="string")}
+    )
+
+
+def nodes_frame(ctx: RunContext) -> pd.DataFrame:
+    """Every participant of the run with the role it started with (architecture view, timeline).
+
+    The network graph holds each node's role from its registration; a node the model never put
+    on the network (or a network-only name) is listed from whichever side knows it.
+    """
+    roles: dict[str, str] = {}
+    graph_roles: dict[str, str] = {}
+    if ctx.network is not None:
+        graph_roles = {
+            str(name): str(data.get("role", ""))
+            for name, data in ctx.network.graph.nodes(data=True)
+        }
+    for name, node in ctx.nodes.items():
+        roles[name] = graph_roles.get(name, node.role)
+    for name, role in graph_roles.items():
+        roles.setdefault(name, role)
+    return pd.DataFrame(
+        {
+            "name": pd.Series(list(roles), dtype="string"),
+            "role": pd.Series(list(roles.values()), dtype="string"),
+        }
+    )
+
+
 # the result ------------------------------------------------------------------------------------
 @dataclass(eq=False)
 class Result:
@@ -160,6 +195,7 @@ class Result:
     events: pd.DataFrame
     faults: pd.DataFrame
     expectations: list[dict[str, Any]] = field(default_factory=list)
+    nodes: pd.DataFrame = field(default_factory=empty_nodes)  # name, role
     messages_loader: Callable[[], pd.DataFrame | None] | None = field(default=None, repr=False)
     _messages: pd.DataFrame | None = field(default=None, init=False, repr=False)
 
@@ -176,6 +212,7 @@ class Result:
             events=checked.events,
             faults=checked.faults,
             expectations=evaluate_expectations(checked.summary, ctx.spec.expect),
+            nodes=nodes_frame(ctx),
             messages_loader=checked.build_messages,
         )
 
@@ -228,6 +265,7 @@ class Result:
         (directory / "scenario.toml").write_text(self.scenario_toml, encoding="utf-8")
         for name in TABLES:
             getattr(self, name).to_parquet(directory / f"{name}.parquet", index=False)
+        self.nodes.to_parquet(directory / NODES_FILE, index=False)
         frame = self.messages if messages else None
         if frame is not None:
             frame.to_parquet(directory / MESSAGES_FILE, index=False)
@@ -246,6 +284,7 @@ class Result:
         summary = json.loads((source / "summary.json").read_text(encoding="utf-8"))
         scenario_toml = (source / "scenario.toml").read_text(encoding="utf-8")
         messages_path = source / MESSAGES_FILE
+        nodes_path = source / NODES_FILE
         try:
             claims = tomllib.loads(scenario_toml).get("expect", [])
         except tomllib.TOMLDecodeError:
@@ -258,6 +297,7 @@ class Result:
             events=pd.read_parquet(source / "events.parquet"),
             faults=pd.read_parquet(source / "faults.parquet"),
             expectations=evaluate_expectations(summary, claims),
+            nodes=pd.read_parquet(nodes_path) if nodes_path.exists() else empty_nodes(),
             messages_loader=(lambda: pd.read_parquet(messages_path))
             if messages_path.exists()
             else None,
