@@ -87,7 +87,9 @@ class Grid:
     def count(self, times: np.ndarray) -> np.ndarray:
         return np.bincount(self.index(times)[0], minlength=self.n)
 
-    def count_offset(self, base: np.ndarray, offset: np.ndarray, chunk: int = 1 << 20) -> np.ndarray:
+    def count_offset(
+        self, base: np.ndarray, offset: np.ndarray, chunk: int = 1 << 20
+    ) -> np.ndarray:
         """Counts per bucket of `base + offset` (NaN offsets skipped), in chunks: no full copy."""
         total = np.zeros(self.n, dtype=np.int64)
         for start in range(0, base.size, chunk):
