@@ -94,3 +94,10 @@ def test_cli_compare_prints_the_verdict_table(tmp_path: Path) -> None:
     assert "exponential" in proc.stdout and "deterministic" in proc.stdout and "held" in proc.stdout
     assert (tmp_path / "o" / "verdict.parquet").exists()
     assert (tmp_path / "o" / "exponential" / "summary.json").exists()
+
+
+def test_claims_about_variants_not_run_are_left_out() -> None:
+    only = [{"label": "exponential", "set": ['queue.service="exponential"']}]
+    outcome = compare(BASE, variants=only, seed=3)
+    assert list(outcome.results) == ["exponential"]
+    assert outcome.expectations == []
