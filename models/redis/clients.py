@@ -28,6 +28,7 @@ from models.redis.commands import (
     PUBLISH,
     SET,
     SLOW,
+    XADD,
 )
 from models.redis.replies import (
     ADMIN_CONN,
@@ -68,7 +69,7 @@ class Clients(ClientReplies):
         self.kind = config.workload
         self.write_op = INCR if config.ops.write_command == "INCR" else SET
         self.reacts = self.closed or self.retries > 0  # the client acts when a deadline passes
-        self.feedback = self.reacts or self.kind in ("cache", "list")
+        self.feedback = self.reacts or self.kind in ("cache", "list", "stream")
         self.node = Node(model.ctx, "clients", role="client")
         self.rng = model.ctx.rng("redis.clients")
         self.cost_rng = model.ctx.rng("redis.command_costs")
@@ -102,8 +103,8 @@ class Clients(ClientReplies):
         last[:-1] = first[1:]
         last[-1:] = True
         if first.all():  # one command per request (no pipelining): no grouping needed
-            there = self.net.delays(src, "redis", n, nbytes + REQUEST_OVERHEAD_BYTES)
-            back = self.net.delays("redis", src, n, REPLY_BYTES)
+            there = self.net.delays(src, self.model.server.name, n, nbytes + REQUEST_OVERHEAD_BYTES)
+            back = self.net.delays(self.model.server.name, src, n, REPLY_BYTES)
             arrival, reply_delay = send + there, back
         else:
             packet = np.cumsum(first) - 1
@@ -112,8 +113,8 @@ class Clients(ClientReplies):
                 packet, weights=nbytes + REQUEST_OVERHEAD_BYTES, minlength=packets
             )
             rep_bytes = np.bincount(packet, minlength=packets) * float(REPLY_BYTES)
-            there = self.net.delays(src, "redis", packets, req_bytes)
-            back = self.net.delays("redis", src, packets, rep_bytes)
+            there = self.net.delays(src, self.model.server.name, packets, req_bytes)
+            back = self.net.delays(self.model.server.name, src, packets, rep_bytes)
             arrival, reply_delay = send + there[packet], back[packet]
         jitter = None
         if self.config.command_cost_distribution == "exponential":
@@ -146,7 +147,7 @@ class Clients(ClientReplies):
         """Hand requests to the network: through, or held while the link is cut."""
         if not rows["arrival"].size:
             return
-        if not self.net.reachable(src, "redis"):
+        if not self.net.reachable(src, self.model.server.name):
             self.held_requests.append((src, rows))
             return
         self.model.server.submit(rows)
@@ -183,7 +184,7 @@ class Clients(ClientReplies):
                 return np.full(n, self.write_op, dtype=np.int8)
             reads = self.rng.random(n) < ratio
             return np.where(reads, GET, self.write_op).astype(np.int8)
-        code = {"list": LPUSH, "pubsub": PUBLISH, "cache": CACHE_GET}[kind]
+        code = {"list": LPUSH, "pubsub": PUBLISH, "cache": CACHE_GET, "stream": XADD}[kind]
         return np.full(n, code, dtype=np.int8)
 
     def _messages(self, op: np.ndarray, intended: np.ndarray, keys: np.ndarray) -> np.ndarray:

@@ -35,17 +35,45 @@ if TYPE_CHECKING:
     from models.redis.config import RedisConfig
 
 # Op codes stored per request row (int8).
-GET, SET, INCR, LPUSH, BRPOP, PUBLISH, CACHE_GET, CACHE_SET, SLOW = range(9)
-OP_NAMES = ("GET", "SET", "INCR", "LPUSH", "BRPOP", "PUBLISH", "GET", "SET", "SLOW")
+(
+    GET,
+    SET,
+    INCR,
+    LPUSH,
+    BRPOP,
+    PUBLISH,
+    CACHE_GET,
+    CACHE_SET,
+    SLOW,
+    XADD,
+    XREADGROUP,
+    XACK,
+    XAUTOCLAIM,
+) = range(13)
+OP_NAMES = (
+    "GET",
+    "SET",
+    "INCR",
+    "LPUSH",
+    "BRPOP",
+    "PUBLISH",
+    "GET",
+    "SET",
+    "SLOW",
+    "XADD",
+    "XREADGROUP",
+    "XACK",
+    "XAUTOCLAIM",
+)
 N_OPS = len(OP_NAMES)
 
 # Commands that change the dataset: propagated to the AOF, counted in `dirty` for save rules,
 # refused by noeviction at maxmemory and by MISCONF after a failed save.
-WRITE_OPS = (SET, INCR, LPUSH, CACHE_SET, BRPOP)
+WRITE_OPS = (SET, INCR, LPUSH, CACHE_SET, BRPOP, XADD, XREADGROUP, XACK, XAUTOCLAIM)
 # Commands that carry a message id: the client counts the reply as the acknowledgement.
-MESSAGE_OPS = (SET, INCR, LPUSH, PUBLISH, CACHE_SET)
+MESSAGE_OPS = (SET, INCR, LPUSH, PUBLISH, CACHE_SET, XADD)
 # Commands that grow memory (deny-oom): refused with OOM under noeviction at maxmemory.
-DENY_OOM_OPS = (SET, INCR, LPUSH, CACHE_SET)
+DENY_OOM_OPS = (SET, INCR, LPUSH, CACHE_SET, XADD)
 
 IS_WRITE = np.zeros(N_OPS, dtype=bool)
 IS_WRITE[list(WRITE_OPS)] = True
@@ -71,6 +99,10 @@ EXEC_US = np.array(
         0.45,  # GET (cache)
         0.75,  # SET key value EX ttl (cache)
         0.00,  # slow command: cost given per row
+        1.00,  # XADD (radix tree + listpack append, id generation)
+        1.50,  # XREADGROUP (a COUNT batch + PEL inserts)
+        0.60,  # XACK
+        2.00,  # XAUTOCLAIM (PEL scan + claims)
     ]
 )
 VALUE_COPY_US_PER_BYTE = 0.0002  # memcpy of values into/out of the dataset (~5 GB/s)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from simulator.systems import SystemConfig
 
@@ -84,6 +84,21 @@ class OpsConfig(_Section):
     ttl_s: float = Field(
         60.0, gt=0, description="cache: TTL of a value set after a miss (SET key value EX ttl), s."
     )
+    stream_maxlen: int = Field(
+        0,
+        ge=0,
+        description="stream: XADD MAXLEN ~ <n> (0: no trimming); trims whole nodes of "
+        "stream-node-max-entries (100) entries.",
+    )
+    xreadgroup_count: int = Field(
+        10, ge=1, description="stream: XREADGROUP COUNT; the consumer XACKs the batch at its end."
+    )
+    xautoclaim_min_idle_ms: float = Field(
+        5000.0, gt=0, description="stream: XAUTOCLAIM min-idle-time, ms."
+    )
+    xautoclaim_every_ms: float = Field(
+        1000.0, gt=0, description="stream: each consumer runs XAUTOCLAIM this often, ms."
+    )
     slow_command: Literal["", "KEYS", "LRANGE", "SORT", "EVAL"] = Field(
         "",
         description="A slow command an admin connection sends now and then (empty: none). KEYS "
@@ -126,6 +141,39 @@ class ClientConfig(_Section):
     )
     reconnect_delay_ms: float = Field(
         100.0, ge=0, description="Wait before reconnecting after a disconnect, ms."
+    )
+    sentinel_lookup_ms: float = Field(
+        1000.0,
+        gt=0,
+        description="With Sentinel: how often the client asks a reachable sentinel for the "
+        "current master (SENTINEL get-master-addr-by-name), ms.",
+    )
+    wait_replicas: int = Field(
+        0,
+        ge=0,
+        description="WAIT numreplicas after each write (0: no WAIT). The write is acknowledged "
+        "only if WAIT returned at least this many replicas, else it is indeterminate.",
+    )
+    wait_timeout_ms: float = Field(
+        1000.0, ge=0, description="WAIT timeout, ms (0 = block until enough replicas acked)."
+    )
+
+
+class SentinelConfig(_Section):
+    """Redis Sentinel (sentinel.conf 7.x names and defaults); count 0 = no Sentinel."""
+
+    count: int = Field(0, ge=0, le=9, description="Model parameter: sentinel nodes (sentinel1..).")
+    quorum: int = Field(
+        2,
+        ge=1,
+        description="sentinel monitor <name> <ip> <port> <quorum>: agreeing sentinels "
+        "needed for ODOWN (a failover also needs a majority of all sentinels to elect a leader).",
+    )
+    down_after_milliseconds: float = Field(
+        30000.0, gt=0, description="down-after-milliseconds: no valid PING reply this long = SDOWN."
+    )
+    failover_timeout: float = Field(
+        180000.0, gt=0, description="failover-timeout, ms: wait before retrying a failed failover."
     )
 
 
@@ -197,12 +245,37 @@ class RedisConfig(SystemConfig):
         "subscriber whose output buffer passes hard, or stays above soft that long, is "
         "disconnected.",
     )
+    # --- replication (REPLICATION) ------------------------------------------------------------
+    replicas: int = Field(
+        0, ge=0, le=8, description="Model parameter: replicas (replica1.., `replicaof redis`)."
+    )
+    repl_backlog_size: int | str = Field(
+        "1mb",
+        description="repl-backlog-size: a replica that reconnects within this much of the stream "
+        "does a partial resync, else a full resync (RDB transfer).",
+    )
+    min_replicas_to_write: int = Field(
+        0, ge=0, description="min-replicas-to-write: refuse writes with fewer good replicas."
+    )
+    min_replicas_max_lag: int = Field(
+        10, ge=0, description="min-replicas-max-lag: a good replica acked within this many s."
+    )
+    replica_priority: int = Field(
+        100, ge=0, description="replica-priority: lower is preferred by Sentinel; 0 = never."
+    )
+    repl_sync_mb_s: float = Field(
+        100.0,
+        gt=0,
+        description="Model parameter: speed of a full resync (RDB made, sent and loaded), MB/s.",
+    )
+    sentinel: SentinelConfig = Field(default_factory=SentinelConfig, description="Sentinel.")
     # --- model parameters -------------------------------------------------------------------
-    workload: Literal["kv", "list", "pubsub", "cache"] = Field(
+    workload: Literal["kv", "list", "pubsub", "cache", "stream"] = Field(
         "kv",
         description="Model parameter. kv: SET/INCR writes (+ GET reads), delivered = present in "
         "the final read; list: LPUSH producers, BRPOP workers; pubsub: PUBLISH to subscribers; "
-        "cache: GET, on a miss SET with a TTL.",
+        "cache: GET, on a miss SET with a TTL; stream: XADD producers, a consumer group "
+        "(XREADGROUP >, XACK, XAUTOCLAIM).",
     )
     ops: OpsConfig = Field(default_factory=OpsConfig, description="Command mix (model).")
     client: ClientConfig = Field(default_factory=ClientConfig, description="Client behaviour.")
@@ -263,13 +336,25 @@ class RedisConfig(SystemConfig):
         "client (sent but not read); they survive a disconnect and are not in the output buffer.",
     )
 
+    @model_validator(mode="after")
+    def _check_replication(self) -> RedisConfig:
+        if (self.replicas or self.sentinel.count) and self.workload != "kv":
+            raise ValueError("replicas and sentinels are modelled for workload = 'kv' only")
+        if self.sentinel.count and not self.replicas:
+            raise ValueError("sentinel.count > 0 needs replicas > 0 (something to fail over to)")
+        if self.sentinel.count and self.sentinel.quorum > self.sentinel.count:
+            raise ValueError("sentinel.quorum cannot exceed sentinel.count")
+        if self.client.wait_replicas > self.replicas:
+            raise ValueError("client.wait_replicas cannot exceed replicas")
+        return self
+
     @field_validator("save")
     @classmethod
     def _check_save(cls, value: str) -> str:
         save_rules(value)
         return value
 
-    @field_validator("maxmemory", "auto_aof_rewrite_min_size")
+    @field_validator("maxmemory", "auto_aof_rewrite_min_size", "repl_backlog_size")
     @classmethod
     def _check_memory(cls, value: int | str) -> int | str:
         if memory_bytes(value) < 0:
@@ -300,13 +385,27 @@ class RedisConfig(SystemConfig):
         return output_buffer_limit(self.client_output_buffer_limit_pubsub)
 
     # --- fault targets -------------------------------------------------------------------------
+    @property
+    def repl_backlog_bytes(self) -> int:
+        return memory_bytes(self.repl_backlog_size)
+
+    def replica_names(self) -> list[str]:
+        return [f"replica{i + 1}" for i in range(self.replicas)]
+
+    def sentinel_names(self) -> list[str]:
+        return [f"sentinel{i + 1}" for i in range(self.sentinel.count)]
+
     def node_names(self) -> list[str]:
-        return ["redis", "clients"]
+        return ["redis", *self.replica_names(), *self.sentinel_names(), "clients"]
 
     def roles(self) -> list[str]:
         return [
             "primary",
             "leader",
+            "a_replica",
+            "replicas",
+            "a_sentinel",
+            "sentinels",
             "all_servers",
             "a_consumer",
             "consumers",

@@ -17,7 +17,10 @@ import numpy as np
 from models.redis.clients import Clients
 from models.redis.commands import CostModel
 from models.redis.pubsub import PubSub
+from models.redis.replication import Replication
+from models.redis.sentinel import Sentinels
 from models.redis.server import DOWN, SERVING, RedisServer
+from models.redis.streams import StreamConsumers
 from models.redis.workers import Workers
 from simulator import history as hist
 from simulator.model import SystemModel
@@ -26,7 +29,7 @@ if TYPE_CHECKING:
     from models.redis.requests import Rows
     from simulator.scenario import Fault
 
-SERVER_TARGETS = ("redis", "primary", "leader", "all_servers")
+SERVER_TARGETS = ("primary", "leader")
 CLIENT_TARGETS = ("clients", "all_clients", "client_link")
 ONE_CONSUMER = ("a_consumer", "a_subscriber", "a_worker")
 ALL_CONSUMERS = ("consumers", "subscribers", "workers")
@@ -40,21 +43,35 @@ class RedisModel(SystemModel):
         spec = self.spec.workload
         self.value_bytes = spec.value_bytes
         kind = config.workload
-        consumers = spec.consumers if kind in ("list", "pubsub") else 0
+        consumers = spec.consumers if kind in ("list", "pubsub", "stream") else 0
         self.copies = max(1, spec.consumers) if kind == "pubsub" else 1
         self.costs = CostModel(config, subscribers=consumers if kind == "pubsub" else 0)
+        self.replication: Replication | None = None
         self.server = RedisServer(self)
+        replicas = [RedisServer(self, name, role="replica") for name in config.replica_names()]
+        self.servers = {srv.name: srv for srv in (self.server, *replicas)}
+        if replicas:
+            self.replication = Replication(self, self.server, replicas)
         self.clients = Clients(self)
+        self.sentinels = Sentinels(self) if config.sentinel.count else None
         self.pubsub = PubSub(self, consumers) if kind == "pubsub" else None
         self.workers = Workers(self, consumers) if kind == "list" else None
+        self.stream_consumers = StreamConsumers(self, consumers) if kind == "stream" else None
         if ctx.network is not None:
             ctx.network.connect_all(list(ctx.nodes))
         self._reserve_history()
-        self.server.start()
+        for server in self.servers.values():
+            server.start()
+        if self.replication is not None:
+            self.replication.start()
+        if self.sentinels is not None:
+            self.sentinels.start()
         if self.pubsub is not None:
             self.pubsub.start()
         if self.workers is not None:
             self.workers.start()
+        if self.stream_consumers is not None:
+            self.stream_consumers.start()
 
     def _reserve_history(self) -> None:
         """Size the history once for the expected messages (no 1.5x copy while growing)."""
@@ -87,16 +104,33 @@ class RedisModel(SystemModel):
         server = self.server
         if server.serving != SERVING or len(server.queue) or self.clients.held():
             return False
+        replication = self.replication
+        if (
+            self.sentinels is not None
+            and replication is not None
+            and (
+                replication.master is not server
+                or any(self.servers[name].is_running for name in replication.stale)
+            )
+        ):
+            return False  # clients have not found the new master, or a deposed one is left
         if self.workers is not None and (server.store.items or self.workers.in_progress()):
+            return False
+        if self.stream_consumers is not None and (
+            server.store.stream.backlog() or self.stream_consumers.in_progress()
+        ):
             return False
         return not (self.pubsub is not None and self.pubsub.backlog())
 
     def settle(self) -> None:
-        """Commit the server up to now and record what consumers finished by now."""
-        self.server.settle()
+        """Commit the servers up to now and record what consumers finished by now."""
+        for server in self.servers.values():
+            server.settle()
         now = self.env.now
         if self.workers is not None:
             self.workers.flush(now)
+        if self.stream_consumers is not None:
+            self.stream_consumers.flush(now)
         if self.pubsub is not None:
             self.pubsub.flush(min(now, self.server.free_ms if self.server.serving != DOWN else now))
 
@@ -106,6 +140,11 @@ class RedisModel(SystemModel):
         self.settle()
         if self.pubsub is not None:
             self.pubsub.flush(self.env.now)
+        if self.replication is not None:
+            self.replication.discard_stale()
+            self.ctx.event(
+                "replication_stats", self.replication.master.name, **self.replication.summary()
+            )
         history = self.ctx.history
         store = self.server.store
         now = self.env.now
@@ -160,8 +199,13 @@ class RedisModel(SystemModel):
             if server.persistence.aof_on
             else 0.0,
         }
+        if self.replication is not None:
+            out["replication_lag_writes"] = self.replication.lag()
+            out["replica_staleness_ms"] = self.replication.staleness_ms()
         if self.workers is not None:
             out["consumer_lag"] = float(len(store.items) + self.workers.in_progress())
+        if self.stream_consumers is not None:
+            out["consumer_lag"] = float(store.stream.backlog())
         if self.pubsub is not None:
             out["consumer_lag"] = float(self.pubsub.backlog())
         ratio = self.clients.take_hit_ratio()
@@ -173,7 +217,16 @@ class RedisModel(SystemModel):
     def resolve_target(self, target: str) -> list[str]:
         consumers = [n for n, node in self.ctx.nodes.items() if node.role == "consumer"]
         if target in SERVER_TARGETS:
-            return ["redis"]
+            return [self.replication.master.name if self.replication else "redis"]
+        if target == "all_servers":
+            return list(self.servers)
+        if target in ("a_replica", "replicas"):
+            master = self.replication.master.name if self.replication else "redis"
+            replicas = [name for name in self.servers if name != master]
+            return replicas[:1] if target == "a_replica" else replicas
+        if target in ("a_sentinel", "sentinels"):
+            names = [s.name for s in self.sentinels.nodes] if self.sentinels else []
+            return names[:1] if target == "a_sentinel" else names
         if target in CLIENT_TARGETS:
             return ["clients"]
         if target in ONE_CONSUMER:
@@ -218,8 +271,23 @@ class RedisModel(SystemModel):
             self.pubsub.network_changed()
         self.server.poke()
 
+    @property
+    def consumer_cycle_ms(self) -> float:
+        """Lower bound of (batch received -> the consumer's next request)."""
+        consumers = self.workers or self.stream_consumers
+        return consumers.min_cycle_ms if consumers is not None else np.inf
+
+    def switch_master(self, name: str) -> None:
+        """The clients learned a new master from Sentinel: new requests go there."""
+        self.settle()
+        self.server = self.servers[name]
+        self.ctx.event("clients_switched", "clients", master=name)
+        self._network_changed()
+
     # --- hooks from the server ----------------------------------------------------------------------
     def on_server_down(self, now: float) -> None:
+        if self.stream_consumers is not None:
+            self.stream_consumers.server_down()
         if self.workers is not None:
             self.workers.server_down(list(self.server.store.blocked))
         if self.pubsub is not None:
@@ -239,3 +307,5 @@ class RedisModel(SystemModel):
     ) -> None:
         if self.workers is not None:
             self.workers.on_replies(rows, reply_at, status, aux)
+        if self.stream_consumers is not None:
+            self.stream_consumers.on_replies(rows, reply_at, status, aux)

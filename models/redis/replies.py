@@ -15,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.redis.commands import CACHE_GET, CACHE_SET, LPUSH
+from models.redis.commands import CACHE_GET, CACHE_SET, LPUSH, XADD
 from models.redis.requests import Rows, take_rows
-from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, MISS, OK
+from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, ERR_WAIT_SHORT, MISS, OK
 from simulator import history as hist
 
 if TYPE_CHECKING:
@@ -92,7 +92,7 @@ class ClientReplies:
             reply_at, status, aux = reply_at[own], status[own], aux[own]
         if not self.node.is_up:
             reply_at = np.full(reply_at.size, np.inf)  # nobody there to read the reply
-        elif not self.net.reachable("redis", "clients"):
+        elif not self.net.reachable(self.model.server.name, "clients"):
             finite = np.isfinite(reply_at)
             if finite.any():
                 self.held_replies.append((take_rows(rows, finite), status[finite], aux[finite]))
@@ -130,10 +130,12 @@ class ClientReplies:
                 if self.model.copies > 1
                 else reply_at[sel],
             )
-        unsure = has_msg & (timed_out | (answered & (status == ERR_RESET)))
+        # a reset connection, or WAIT that returned fewer replicas than asked: it may have run
+        short = (status == ERR_RESET) | (status == ERR_WAIT_SHORT)
+        unsure = has_msg & (timed_out | (answered & short))
         if unsure.any():
             history.indeterminate(self._expand(msg[unsure]), now)
-        failed = has_msg & answered & ~ok & ~can_retry & (status != ERR_RESET)
+        failed = has_msg & answered & ~ok & ~can_retry & ~short
         if failed.any():
             ids = self._expand(msg[failed])
             # a failure of a retry does not undo the doubt an earlier timed-out attempt left
@@ -234,10 +236,10 @@ class ClientReplies:
                 gets &= self._may_miss(rows, m, gets, end_row)
                 if gets.any():
                     bound = min(bound, float(reply_at[gets].min()))
-        if self.kind == "list":
-            listy = (op == LPUSH) | (conn >= WORKER_BASE)
+        if self.kind in ("list", "stream"):
+            listy = (op == LPUSH) | (op == XADD) | (conn >= WORKER_BASE)
             if listy.any():
-                bound = min(bound, float(end_row[listy].min()) + self.model.workers.min_cycle_ms)
+                bound = min(bound, float(end_row[listy].min()) + self.model.consumer_cycle_ms)
         return bound
 
     def _may_miss(self, rows: Rows, m: int, gets: np.ndarray, end_row: np.ndarray) -> np.ndarray:
@@ -288,7 +290,7 @@ class ClientReplies:
             conn = queue.field("conn")
             source = self._sources(conn)
             for src in np.unique(source[queue.field("arrival") > now]).tolist():
-                if self.net.reachable(src, "redis"):
+                if self.net.reachable(src, self.model.server.name):
                     continue
                 in_flight = (queue.field("arrival") > now) & (
                     self._sources(queue.field("conn")) == src
@@ -296,23 +298,25 @@ class ClientReplies:
                 self.held_requests.append((src, queue.remove(in_flight)))
         still: list[tuple[str, Rows]] = []
         for src, rows in self.held_requests:
-            if not self.net.reachable(src, "redis"):
+            if not self.net.reachable(src, self.model.server.name):
                 still.append((src, rows))
                 continue
             # TCP retransmits: the requests arrive a fresh delay after the heal (or after their
             # own send time, for requests the client wrote later)
             n = rows["arrival"].size
-            delay = self.net.delays(src, "redis", n, rows["nbytes"] + REQUEST_OVERHEAD_BYTES)
+            delay = self.net.delays(
+                src, self.model.server.name, n, rows["nbytes"] + REQUEST_OVERHEAD_BYTES
+            )
             rows["arrival"] = np.maximum(rows["send"], now) + delay
             rows = take_rows(rows, np.argsort(rows["arrival"], kind="stable"))
             self._timed_out_while_held(rows, now)
             server.submit(rows)
         self.held_requests = still
-        if self.held_replies and self.net.reachable("redis", "clients"):
+        if self.held_replies and self.net.reachable(self.model.server.name, "clients"):
             held_replies, self.held_replies = self.held_replies, []
             for rows, status, aux in held_replies:
                 n = rows["arrival"].size
-                reply_at = now + self.net.delays("redis", "clients", n, REPLY_BYTES)
+                reply_at = now + self.net.delays(self.model.server.name, "clients", n, REPLY_BYTES)
                 self._settle_replies(rows, reply_at, status, aux)
 
     @staticmethod

@@ -45,11 +45,11 @@ _EPS_MS = 1e-9  # float noise between the vectorized and the step-by-step loop t
 class RedisServer(Node):
     """The `redis` node: event loop, dataset, persistence; crash, power loss, restart, pause."""
 
-    def __init__(self, model: RedisModel):
-        super().__init__(model.ctx, "redis", role="server")
+    def __init__(self, model: RedisModel, name: str = "redis", role: str = "server"):
+        super().__init__(model.ctx, name, role=role)
         self.model = model
         self.config = model.config
-        self.disk = Disk(model.ctx, "redis", model.ctx.spec.disk)
+        self.disk = Disk(model.ctx, name, model.ctx.spec.disk)
         self.disks.append(self.disk)
         self.costs = model.costs
         self.loop_costs = loop.LoopCosts(
@@ -232,11 +232,24 @@ class RedisServer(Node):
         end_row = plan.end_ms[batch]
         self._record_stats(rows, plan, end_row)
         loading = self.serving != SERVING
+        pos0 = self.store.journal.end
         status, aux = self.store.execute(rows, exec_row, end_row, loading=loading)
         if not loading:
             self.persistence.after_batches(plan, self._aof_bytes(rows, status))
         self.free_ms = float(plan.end_ms[-1])
-        self.model.clients.on_replies(rows, end_row + rows["reply_delay"], end_row, status, aux)
+        self._replies(rows, end_row, status, aux, pos0)
+
+    def _replies(
+        self, rows: Rows, end_row: np.ndarray, status: np.ndarray, aux: np.ndarray, pos0: int
+    ) -> None:
+        """Propagate the writes to the replicas (beforeSleep), then reply (WAIT may delay it)."""
+        reply_at = end_row + rows["reply_delay"]
+        replication = self.model.replication
+        if replication is not None:
+            replication.executed(self, rows, end_row, status, pos0)
+            replication.reply(self, rows, end_row, reply_at, status, aux)
+            return
+        self.model.clients.on_replies(rows, reply_at, end_row, status, aux)
 
     def _aof_bytes(self, rows: Rows, status: np.ndarray) -> float:
         writes = IS_WRITE[rows["op"]] & (status == OK)
@@ -268,6 +281,7 @@ class RedisServer(Node):
         exec_row = np.full(m, nb.exec_end[0])
         end_planned = np.full(m, nb.end_ms[0])
         self._record_stats(rows, nb, end_planned)
+        pos0 = self.store.journal.end
         status, aux = self.store.execute(rows, exec_row, end_planned)
         self.persistence.buffer_bytes += self._aof_bytes(rows, status)
         yield from self.persistence.batch_action()
@@ -275,7 +289,7 @@ class RedisServer(Node):
         self._inflight = None
         self.free_ms = end
         end_row = np.full(m, end)
-        self.model.clients.on_replies(rows, end_row + rows["reply_delay"], end_row, status, aux)
+        self._replies(rows, end_row, status, aux, pos0)
 
     def _timers(self) -> Generator[Any, Any, None]:
         """Time events at a loop boundary: end of LOADING, serverCron."""
@@ -284,7 +298,7 @@ class RedisServer(Node):
             self.serving = SERVING
             self.state = UP
             self.loading_until = np.inf
-            self.ctx.event("loading_done", "redis", keys=int((self.store.live.value >= 0).sum()))
+            self.ctx.event("loading_done", self.name, keys=int((self.store.live.value >= 0).sum()))
         if self.cron_due <= now:
             start = max(self.free_ms, now)
             stall = 0.0
@@ -373,6 +387,15 @@ class RedisServer(Node):
     def on_restart(self) -> None:
         """Load the AOF or the RDB; serve -LOADING for a time proportional to the data."""
         self._reject(self.env.now)
+        replication = self.model.replication
+        if replication is not None and replication.master is not self:
+            # a replica (or a deposed master) resynchronizes from the master instead
+            self.free_ms = self.env.now
+            self.cron_due = self.env.now + self.cron_period_ms
+            self.serving = SERVING
+            self.spawn(self._main())
+            replication.rejoin(self)
+            return
         image, replay_ms, lost = self.persistence.recover()
         history = self.ctx.history
         for begin, end, cause in lost:
@@ -386,7 +409,7 @@ class RedisServer(Node):
         now = self.env.now
         self.ctx.event(
             "loading",
-            "redis",
+            self.name,
             load_ms=load_ms,
             position=image.position,
             lost_commands=sum(b - a for a, b, _ in lost),
@@ -398,6 +421,8 @@ class RedisServer(Node):
         self.loading_until = now + load_ms
         self.spawn(self._main())
         self.model.on_server_restart(now)
+        if replication is not None:
+            replication.master_restarted(image.position)
 
     # --- pause (SIGSTOP, a long GC-like freeze) -----------------------------------------------------
     def pause(self, duration_ms: float | None) -> None:

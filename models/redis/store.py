@@ -27,6 +27,10 @@ from models.redis.commands import (
     LPUSH,
     PUBLISH,
     SET,
+    XACK,
+    XADD,
+    XAUTOCLAIM,
+    XREADGROUP,
 )
 from models.redis.memory import Memory
 
@@ -34,11 +38,38 @@ if TYPE_CHECKING:
     from models.redis.pubsub import PubSub
     from models.redis.requests import Rows
     from models.redis.server import RedisServer
+    from models.redis.streams import StreamConsumers
     from models.redis.workers import Workers
 
 # Reply status of a command (what the client sees).
-OK, MISS, ERR_LOADING, ERR_OOM, ERR_MISCONF, BLOCKED, ERR_REFUSED, ERR_RESET, NO_ANSWER = range(9)
-ERROR_NAMES = ("OK", "nil", "LOADING", "OOM", "MISCONF", "blocked", "refused", "reset", "none")
+(
+    OK,
+    MISS,
+    ERR_LOADING,
+    ERR_OOM,
+    ERR_MISCONF,
+    BLOCKED,
+    ERR_REFUSED,
+    ERR_RESET,
+    NO_ANSWER,
+    ERR_NOREPLICAS,
+    ERR_READONLY,
+    ERR_WAIT_SHORT,
+) = range(12)
+ERROR_NAMES = (
+    "OK",
+    "nil",
+    "LOADING",
+    "OOM",
+    "MISCONF",
+    "blocked",
+    "refused",
+    "reset",
+    "none",
+    "NOREPLICAS",
+    "READONLY",
+    "WAIT<n",  # WAIT returned fewer replicas than asked: the write's fate is unknown
+)
 LIST_ITEM_BYTES = 24  # quicklist entry overhead per item
 
 
@@ -57,11 +88,14 @@ class Store:
         )
         self.n_keys = server.ctx.spec.workload.keys
         self.ttl_ms = config.ops.ttl_s * 1000.0
-        self.memory = Memory(config, self.n_keys, server.ctx.rng("redis.eviction"))
+        self.memory = Memory(config, self.n_keys, server.ctx.rng(f"{server.name}.eviction"))
         self.live = ds.empty_image(self.n_keys, config.dataset_keys)
         self._base = self.live.copy()
         self.journal = ds.Journal()
         self._scratch = np.full(self.n_keys, -1, dtype=np.int64)
+        from models.redis.streams import StreamState
+
+        self.stream = StreamState()  # workload "stream": the stream and its consumer group
         self.blocked: deque[int] = deque()  # BRPOP connections waiting, oldest first
         self.items: deque[int] = deque()  # list items (id << 1 | retry), oldest first
         self.misconf = False  # stop-writes-on-bgsave-error after a failed BGSAVE
@@ -75,6 +109,11 @@ class Store:
         pubsub = self.server.model.pubsub
         assert pubsub is not None, "PUBLISH needs the pubsub workload"
         return pubsub
+
+    def _streams(self) -> StreamConsumers:
+        streams = self.server.model.stream_consumers
+        assert streams is not None, "stream commands need the stream workload"
+        return streams
 
     def _workers(self) -> Workers:
         workers = self.server.model.workers
@@ -111,6 +150,8 @@ class Store:
         if present.size:
             sizes = self._sizes_of(self.live.value[present])
             self.memory.set_values(present, sizes, np.zeros(present.size, dtype=bool))
+        if self.mode == "stream":
+            self.stream.truncate(image.position)
         self.items = deque(int(x) for x in image.items)
         self.memory.list_bytes = len(self.items) * (self.server.model.value_bytes + LIST_ITEM_BYTES)
         self.blocked.clear()
@@ -118,7 +159,10 @@ class Store:
     def fold(self, position: int) -> None:
         """Forget journal entries before `position`: no recovery can go back that far."""
         position = min(position, self.journal.end)
-        if position <= self.journal.base or self.mode in ("incr", "list"):
+        replication = self.server.model.replication
+        if replication is not None:
+            position = min(position, replication.fold_floor(self.server))
+        if position <= self.journal.base or self.mode in ("incr", "list", "stream"):
             return
         self._base = self.state_at(position)
         self.journal.drop_before(position)
@@ -145,7 +189,12 @@ class Store:
             return status, aux
         if self.misconf:
             status[IS_WRITE[op]] = ERR_MISCONF
-        if self.mode in ("list", "cache") or self._limited(rows):
+        replication = self.server.model.replication
+        if replication is not None:
+            refusal = replication.write_refusal(self.server, float(exec_ms[0]))
+            if refusal:
+                status[IS_WRITE[op] & (status == OK)] = refusal
+        if self.mode in ("list", "cache", "stream") or self._limited(rows):
             self._execute_one_by_one(rows, exec_ms, end_ms, status, aux)
             return status, aux
         ok = status == OK
@@ -289,8 +338,57 @@ class Store:
                 self._pubsub().publish(
                     np.array([msg_l[i]]), np.array([end_ms[i]]), np.array([size_l[i]])
                 )
+            elif op in (XADD, XREADGROUP, XACK, XAUTOCLAIM):
+                leave = float(end_ms[i])  # the reply leaves at the end of the iteration
+                self._stream_command(op, i, rows, x, leave, status, aux, journal_out)
         if journal_out:
             self.journal.append(np.array(journal_out, dtype=np.int64))
+
+    def _stream_command(
+        self,
+        op: int,
+        i: int,
+        rows: Rows,
+        x: float,
+        reply_at: float,
+        status: np.ndarray,
+        aux: np.ndarray,
+        journal_out: list[int],
+    ) -> None:
+        """XADD / XREADGROUP / XACK / XAUTOCLAIM on the stream and its group."""
+        stream = self.stream
+        consumers = self._streams()
+        conn = int(rows["conn"][i])
+        if op == XADD:
+            mid, retry = int(rows["msg"][i]), int(rows["attempt"][i] > 0)
+            stream.add((mid << 1) | retry, self.journal.end + len(journal_out))
+            journal_out.append((mid << 3) | (retry << 2) | ds.WRITE)
+            self.dirty += 1
+            unread = stream.trim(consumers.maxlen)
+            if unread:
+                consumers.lose_trimmed(unread, x)
+            if stream.blocked and stream.last_delivered < stream.next_seq:
+                # a consumer blocked in XREADGROUP is served by this XADD at once
+                waiter = stream.blocked.popleft()
+                batch = stream.read_group(waiter, consumers.count, x)
+                consumers.served(waiter, batch, reply_at, claimed=False)
+        elif op == XREADGROUP:
+            batch = stream.read_group(conn, consumers.count, x)
+            if batch:
+                aux[i] = -2
+                consumers.served(conn, batch, reply_at, claimed=False)
+            else:
+                status[i] = BLOCKED
+                stream.blocked.append(conn)
+        elif op == XACK:
+            for seq in stream.xacks.pop(int(rows["key"][i]), []):
+                stream.pel.pop(seq, None)
+        else:
+            batch, deleted = stream.claim(conn, consumers.min_idle_ms, consumers.count, x)
+            if deleted:
+                consumers.lose_trimmed(deleted, x)
+            if batch:
+                consumers.served(conn, batch, reply_at, claimed=True)
 
     # --- expiry and eviction ---------------------------------------------------------------------
     def _expire_key(self, key: int, t_ms: float, journal_out: list[int]) -> None:
