@@ -89,4 +89,11 @@ class InvariantViolation(AssertionError):
 
     def __init__(self, t_ms: float, node: str, what: str, state: dict[str, Any] | None = None):
         self.t_ms, self.node, self.what, self.state = t_ms, node, what, state or {}
-        super().__init__(f"invariant violated at t={t_ms:.3f} ms on {node}: {what} {self.state}")
+        # args are the constructor's: SimPy re-raises a process's exception as
+        # `type(exc)(*exc.args)`, and pickling (worker processes) rebuilds it the same way
+        super().__init__(t_ms, node, what, self.state)
+
+    def __str__(self) -> str:
+        return (
+            f"invariant violated at t={self.t_ms:.3f} ms on {self.node}: {self.what} {self.state}"
+        )

@@ -12,7 +12,8 @@ from simulator import systems
 from simulator.checker import check
 from simulator.context import RunContext
 from simulator.faults import FaultInjector
-from simulator.model import InvariantViolation, SystemModel
+from simulator.invariants import check_history
+from simulator.model import SystemModel
 from simulator.network import Network
 from simulator.results import Result
 from simulator.scenario import ScenarioBase, load_scenario
@@ -148,25 +149,5 @@ def run(
 
 
 def _check_history_invariants(ctx: RunContext, checked: Any) -> None:
-    """Facts that hold for every model: nothing answered or delivered before it was produced."""
-    h = ctx.history
-    acked = ~(h.ack_ms != h.ack_ms)  # not NaN
-    early_ack = acked & (h.ack_ms < h.intended_ms - 1e-9)
-    if early_ack.any():
-        i = int(early_ack.argmax())
-        raise InvariantViolation(
-            float(h.ack_ms[i]), "history", f"message {i} acknowledged before it was produced"
-        )
-    delivered = h.deliveries > 0
-    early = delivered & (h.deliver_ms < h.intended_ms - 1e-9)
-    if early.any():
-        i = int(early.argmax())
-        raise InvariantViolation(
-            float(h.deliver_ms[i]), "history", f"message {i} delivered before it was produced"
-        )
-    m = checked.summary["messages"]
-    parts = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
-    if sum(m[p] for p in parts) != m["produced"]:
-        raise InvariantViolation(
-            ctx.env.now, "checker", "fates do not partition the produced ids", m
-        )
+    """Facts that hold for every model (simulator/invariants.py)."""
+    check_history(ctx, checked)

@@ -106,7 +106,9 @@ class OpsConfig(_Section):
         "slow_command_ms.",
     )
     slow_command_every_ms: float = Field(
-        1000.0, gt=0, description="Period of the slow command, ms (first one at this time)."
+        1000.0,
+        ge=1.0,
+        description="Period of the slow command, ms (first one at this time); at least 1 ms.",
     )
     slow_command_ms: float | None = Field(
         None,

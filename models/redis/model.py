@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.redis import invariants as redis_invariants
 from models.redis.clients import Clients
 from models.redis.commands import CostModel
 from models.redis.pubsub import PubSub
@@ -185,6 +186,10 @@ class RedisModel(SystemModel):
         self.loop_stats = summary
         # the per-command state is not needed any more: free it before the checker runs
         store.journal = type(store.journal)(store.journal.end)
+
+    def check_invariants(self) -> None:
+        """A replica's offset never passes its master's; a stream's PEL holds only delivered ids."""
+        redis_invariants.check(self)
 
     def gauges(self) -> dict[str, float]:
         self.settle()
