@@ -1,5 +1,5 @@
 """Apache Kafka 4.0 (KRaft) model: brokers, the replicated log, ISR and high watermark, leader
-election by the controller, producers with batching, retries and idempotence, simple consumers.
+election by the controller, producers with batching, retries and idempotence, a consumer group.
 
 See docs/kafka.md for what is modelled, the defaults and what is simplified.
 """

@@ -17,10 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.kafka import consumer as consumers_mod
+from models.kafka import invariants as kafka_invariants
 from models.kafka.broker import Broker
 from models.kafka.consumer import Consumer
 from models.kafka.controller import Controller
 from models.kafka.facts import Facts
+from models.kafka.group import Group
 from models.kafka.partition import PartitionShared
 from models.kafka.producer import Producer
 from models.kafka.store import RECORD_OVERHEAD_BYTES, RecordStore
@@ -74,12 +76,8 @@ class KafkaModel(SystemModel):
         self.brokers = [Broker(self, b) for b in range(n_brokers)]
         self.controller = Controller(self)
         self.producers = [Producer(self, i) for i in range(spec.workload.producers)]
-        n_consumers = spec.workload.consumers
-        assignment: list[list[int]] = [[] for _ in range(n_consumers)]
-        for p in range(cfg.topic.partitions):
-            if n_consumers:
-                assignment[p % n_consumers].append(p)
-        self.consumers = [Consumer(self, i, assignment[i]) for i in range(n_consumers)]
+        self.consumers = [Consumer(self, i) for i in range(spec.workload.consumers)]
+        self.group = Group(self)
         names = [n.name for n in self.ctx.nodes.values()]
         self.net.connect_all(names)
         self.controller.bootstrap()
@@ -88,8 +86,7 @@ class KafkaModel(SystemModel):
             broker.start()
         for producer in self.producers:
             producer.set_leaders(leaders)
-        for consumer in self.consumers:
-            consumer.start()
+        self.group.start()
 
     # --- workload ---------------------------------------------------------------------------------
     def start_workload(self) -> None:
@@ -202,6 +199,8 @@ class KafkaModel(SystemModel):
     # --- lifecycle hooks of the runner ------------------------------------------------------------
     def drained(self) -> bool:
         self.settle_all()
+        if self.consumers and self.group.rebalancing:
+            return False
         if self._feeding or any(not p.idle() for p in self.producers):
             return False
         for p in range(self.config.topic.partitions):
@@ -210,6 +209,10 @@ class KafkaModel(SystemModel):
                 return False
             rep = self.brokers[leader].replicas[p]
             if not rep.is_leader or rep.log.hw < rep.log.leo:
+                return False
+        owners = {c.name: c for c in self.consumers}
+        for p, owner in self.group.owner.items():
+            if owners and (owner is None or p not in owners[owner].cursors):
                 return False
         return all(c.caught_up(self.hw_of) for c in self.consumers)
 
@@ -249,9 +252,15 @@ class KafkaModel(SystemModel):
         first = states[0]
         leader0 = self.brokers[first.leader].replicas[0].log if first.leader >= 0 else None
         lag = 0
-        for consumer in self.consumers:
-            for p, cursor in consumer.cursors.items():
-                lag += max(0, self.hw_of(p) - cursor.position)
+        if self.consumers:
+            # per partition: HW minus the owner's position (the committed offset while the
+            # partition has no owner)
+            positions = {p: self.group.resume_offset(p) for p in self.group.partitions}
+            for consumer in self.consumers:
+                for p, cursor in consumer.cursors.items():
+                    positions[p] = cursor.position
+            for p, position in positions.items():
+                lag += max(0, self.hw_of(p) - position)
         return {
             "under_replicated_partitions": float(self.controller.under_replicated()),
             "offline_partitions": float(self.controller.offline_partitions()),
@@ -265,6 +274,15 @@ class KafkaModel(SystemModel):
             "bytes_in_per_s": bytes_in / span_s,
             "bytes_out_per_s": bytes_out / span_s,
             "produce_requests_per_s": produce_requests / span_s,
+        }
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        """The consumer group's record: rebalances and the consumption pause they cost."""
+        group = self.group
+        return {
+            "rebalances": group.rebalances - 1 if group.rebalances else 0,  # not the initial one
+            "unowned_partition_ms": round(group.unowned_partition_ms, 3),
+            "offset_commits_failed": group.commits_failed,
         }
 
     def check_invariants(self) -> None:
@@ -305,7 +323,10 @@ class KafkaModel(SystemModel):
                                 where,
                             )
 
+        kafka_invariants.check(self)
+
     # --- faults -----------------------------------------------------------------------------------
+
     def resolve_target(self, target: str) -> list[str]:
         brokers = [b.name for b in self.brokers]
         if target in self.ctx.nodes:

@@ -107,7 +107,9 @@ class BrokerConfig(_Section):
         "stopped for this long, and elects new leaders for its partitions.",
     )
     broker_heartbeat_interval_ms: float = Field(
-        2_000.0, gt=0, description="broker.heartbeat.interval.ms: broker -> controller heartbeats."
+        2_000.0,
+        ge=1.0,
+        description="broker.heartbeat.interval.ms: broker -> controller heartbeats (>= 1 ms).",
     )
     replica_fetch_max_bytes: int = Field(
         1 * MiB, ge=1, description="replica.fetch.max.bytes: per partition in one follower fetch."
@@ -152,6 +154,24 @@ class BrokerConfig(_Section):
         description="eligible.leader.replicas.enable (KIP-966; default on for new clusters from "
         "4.1, off in 4.0): replicas that leave the ISR while caught up to the HW stay eligible "
         "for a clean election, and a replica with an unclean shutdown is not trusted.",
+    )
+    group_initial_rebalance_delay_ms: float = Field(
+        3_000.0,
+        ge=0,
+        description="group.initial.rebalance.delay.ms: the coordinator waits this long for more "
+        "members before the first rebalance of an empty group.",
+    )
+    offsets_topic_num_partitions: int = Field(
+        50,
+        ge=1,
+        description="offsets.topic.num.partitions: the group's coordinator leads partition "
+        "hash(group.id) % this of __consumer_offsets.",
+    )
+    offsets_topic_replication_factor: int = Field(
+        3,
+        ge=1,
+        description="offsets.topic.replication.factor: replicas of __consumer_offsets "
+        "(capped at the number of brokers).",
     )
     # --- model parameters (not Kafka settings) ---
     request_cpu_ms: float = Field(
@@ -264,8 +284,12 @@ class ProducerConfig(_Section):
         )
 
 
+Assignor = Literal["range", "roundrobin", "sticky", "cooperative-sticky"]
+ManualCommit = Literal["sync_after_processing", "async_after_processing", "before_processing"]
+
+
 class ConsumerConfig(_Section):
-    """ConsumerConfig of the simple consumers (static assignment; groups are issue 6)."""
+    """ConsumerConfig of the group's consumers (Kafka 4.0 defaults, classic group protocol)."""
 
     fetch_min_bytes: int = Field(
         1,
@@ -290,12 +314,70 @@ class ConsumerConfig(_Section):
     )
     auto_offset_reset: Literal["latest", "earliest"] = Field(
         "latest",
-        description="auto.offset.reset: where a consumer whose position is out of range goes.",
+        description="auto.offset.reset: where a consumer goes when its group has no committed "
+        "offset for a partition or the committed offset is out of range.",
     )
+    group_id: str = Field(
+        "rksim-group",
+        min_length=1,
+        description="group.id: every consumer of the run is a member of this group.",
+    )
+    partition_assignment_strategy: Assignor = Field(
+        "range",
+        description="partition.assignment.strategy: range, roundrobin, sticky (eager "
+        "rebalances: every member stops) or cooperative-sticky (only moved partitions stop). "
+        "Kafka 4.0's default list [range, cooperative-sticky] resolves to range.",
+    )
+    session_timeout_ms: float = Field(
+        45_000.0,
+        gt=0,
+        description="session.timeout.ms: the coordinator removes a member whose heartbeats "
+        "stopped (crashed or paused) for this long.",
+    )
+    heartbeat_interval_ms: float = Field(
+        3_000.0, gt=0, description="heartbeat.interval.ms: member -> coordinator heartbeats."
+    )
+    max_poll_interval_ms: float = Field(
+        300_000.0,
+        gt=0,
+        description="max.poll.interval.ms: a member whose processing of one poll takes longer "
+        "leaves the group and its partitions move.",
+    )
+    enable_auto_commit: bool = Field(
+        True,
+        description="enable.auto.commit: commit, every auto.commit.interval.ms at poll(), the "
+        "offsets of the records the previous poll returned (processed by then).",
+    )
+    auto_commit_interval_ms: float = Field(
+        5_000.0, gt=0, description="auto.commit.interval.ms: how often auto-commit commits."
+    )
+    exactly_once: bool = Field(
+        False,
+        description="Model parameter: the application is a consume-transform-produce loop with "
+        "a transactional producer (transactional.id set; one transaction per poll: its output "
+        "and sendOffsetsToTransaction commit atomically) read downstream with "
+        "isolation.level=read_committed. A record counts as delivered when its transaction "
+        "commits; a crash aborts the open transaction. Needs enable_auto_commit = false.",
+    )
+    manual_commit: ManualCommit = Field(
+        "sync_after_processing",
+        description="Model parameter (the application's loop, used when enable_auto_commit is "
+        "false): commitSync / commitAsync after processing each poll (at-least-once), or commit "
+        "the poll's offsets before processing it (at-most-once).",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_once_needs_manual_commits(self) -> ConsumerConfig:
+        if self.exactly_once and self.enable_auto_commit:
+            raise ValueError(
+                "exactly_once: true needs enable_auto_commit = false (offsets are committed by "
+                "the transaction); allowed: enable_auto_commit=false, or exactly_once=false"
+            )
+        return self
 
 
 class KafkaConfig(SystemConfig):
-    """Apache Kafka 4.0 (KRaft): brokers, one topic, producers, simple consumers"""
+    """Apache Kafka 4.0 (KRaft): brokers, one topic, producers, a consumer group"""
 
     brokers: int = Field(3, ge=1, le=100, description="Brokers (broker0, broker1, ...).")
     topic: TopicConfig = Field(default_factory=TopicConfig)

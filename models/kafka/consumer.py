@@ -1,9 +1,10 @@
-"""Simple consumers: a static assignment of partitions, fetching from the leaders below the HW.
+"""Consumers: members of the group (group.py), fetching their partitions from the leaders.
 
-Issue 6 grows this into consumer groups with committed offsets; for now partition p belongs to
-consumer p % consumers, the position of a partition advances as records are processed (as if
-committed right after processing: a restarted consumer resumes there, so nothing is redelivered),
-and `auto.offset.reset` only applies when a position falls out of the log.
+The group assigns partitions (`take`) and takes them back (`revoke`); the position of a
+partition advances as records are processed, and what a commit would store follows the commit
+mode: the end of the last fully processed poll (auto-commit, manual commit after processing) or
+the end of the poll being processed (commit before processing). A crash loses the positions:
+the next owner resumes at the committed offset.
 
 A fetch goes to the partition's leader, which answers when records below the high watermark are
 available (`fetch.min.bytes` = 1) or after `fetch.max.wait.ms`; the consumer processes the
@@ -55,6 +56,8 @@ class Cursor:
         "pending",
         "position",
         "position_epoch",
+        "redeliver_cause",
+        "redeliver_until",
         "reset_to",
         "sent_ms",
         "state",
@@ -66,6 +69,8 @@ class Cursor:
         self.position = 0  # next offset to process (what a commit would store)
         self.position_epoch = -1
         self.reset_to: int | None = None
+        self.redeliver_until = 0  # records below were processed by an earlier owner
+        self.redeliver_cause = ""
         self.fetch_offset = 0  # next offset to fetch
         self.last_epoch = -1  # epoch of the last fetched record (KIP-320)
         self.leader = -1
@@ -75,28 +80,93 @@ class Cursor:
         self.arrival = INF  # when the parked fetch reaches the leader
         self.sent_ms = INF
         # fetched records not yet processed by `now`: (first time, last time, ids, times,
-        # first offset, epoch of the last record)
-        self.pending: deque[tuple[float, float, np.ndarray, Any, int, int]] = deque()
+        # first offset, epoch of the last record, first offset of the answer = poll boundary)
+        self.pending: deque[tuple[float, float, np.ndarray, Any, int, int, int]] = deque()
 
 
 class Consumer(Node):
-    """One consuming client with its statically assigned partitions."""
+    """One consuming client, a member of the group, with the partitions assigned to it."""
 
-    def __init__(self, model: KafkaModel, index: int, partitions: list[int]):
+    def __init__(self, model: KafkaModel, index: int):
         super().__init__(model.ctx, f"consumer{index}", role="consumer")
         self.model = model
         self.cfg = model.config.consumer
         self.processing_ms = model.spec.workload.processing_ms
-        self.cursors = {p: Cursor(self, p) for p in partitions}
+        self.cursors: dict[int, Cursor] = {}
         self.busy_until = -INF
         self.channel_last: dict[str, float] = {}
+        self.member_generation = 0
+        self.session_pending = False
+        self.expired = False
 
-    # --- fetching ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        for p, cursor in self.cursors.items():
+    # --- group membership -------------------------------------------------------------------------
+    @property
+    def joinable(self) -> bool:
+        return self.state == UP
+
+    def poll_ms(self) -> float:
+        """Time to process one full poll (max.poll.records), with the current slowdown."""
+        return self.cfg.max_poll_records * self.processing_ms * self.slowdown
+
+    def current_poll_left_ms(self) -> float:
+        """Time until this member calls poll() again (the poll it processes is done)."""
+        return min(max(0.0, self.busy_until - self.env.now), self.poll_ms())
+
+    def take(self, p: int, start: int, epoch: int, processed: int, redeliver_cause: str) -> None:
+        """The group assigned partition `p`: consume from `start` (validated with `epoch`)."""
+        cursor = Cursor(self, p)
+        cursor.position = cursor.fetch_offset = start
+        cursor.position_epoch = cursor.last_epoch = epoch
+        if processed > start:
+            cursor.redeliver_until = processed
+            cursor.redeliver_cause = redeliver_cause
+        self.cursors[p] = cursor
+        if self.state == UP:
             cursor.leader = self.model.controller.leader_of(p)
             self.fetch(cursor, self.env.now)
 
+    def commit_offset(self, cursor: Cursor) -> tuple[int, int]:
+        """What a commit stores now (offset, leader epoch): the end of the last processed poll,
+        or (commit before processing) the end of the poll being processed."""
+        position = cursor.position
+        if not cursor.pending:
+            return position, cursor.position_epoch
+        first, _, ids, _, offset, epoch, base = cursor.pending[0]
+        polls = self.cfg.max_poll_records
+        before = not self.cfg.enable_auto_commit and self.cfg.manual_commit == "before_processing"
+        if before:
+            started = first - self.processing_ms * self.slowdown <= self.env.now
+            if not started:
+                return position, cursor.position_epoch
+            end = offset + ids.shape[0]
+            return min(end, base + ((position - base) // polls + 1) * polls), epoch
+        floor = base + ((position - base) // polls) * polls
+        return floor, (epoch if floor > offset else cursor.position_epoch)
+
+    def commit_all(self) -> None:
+        group = self.model.group
+        for p, cursor in self.cursors.items():
+            group.commit(self, p, *self.commit_offset(cursor))
+
+    def revoke(self, p: int, commit: bool) -> None:
+        """Give partition `p` back (the group settled everything up to now)."""
+        cursor = self.cursors.get(p)
+        if cursor is None:
+            return
+        self.flush(self.env.now)
+        if commit and (
+            self.cfg.enable_auto_commit or self.cfg.manual_commit != "before_processing"
+        ):
+            # onPartitionsRevoked: auto-commit (and a careful application) commits the position
+            self.model.group.commit(self, p, cursor.position, cursor.position_epoch)
+        self._withdraw_cursor(cursor)
+        del self.cursors[p]
+
+    def revoke_all(self, commit: bool) -> None:
+        for p in list(self.cursors):
+            self.revoke(p, commit)
+
+    # --- fetching ---------------------------------------------------------------------------------
     def fetch(self, cursor: Cursor, send_ms: float) -> None:
         """Send a fetch for `cursor` at `send_ms` (now, or a lazily computed time)."""
         cursor.gen += 1
@@ -277,7 +347,8 @@ class Consumer(Node):
             next_send = start + proc * (n - last_poll)
         self.busy_until = last
         epoch = pieces[-1][3]
-        cursor.pending.append((first, last, ids, times, cursor.fetch_offset, epoch))
+        offset = cursor.fetch_offset
+        cursor.pending.append((first, last, ids, times, offset, epoch, offset))
         cursor.fetch_offset += n
         cursor.last_epoch = epoch
         self.fetch(cursor, next_send if next_send > arrival else arrival)
@@ -305,47 +376,91 @@ class Consumer(Node):
     # --- facts ------------------------------------------------------------------------------------
     def flush(self, now: float) -> None:
         """Deliveries done by `now` go to the history; the position advances with them."""
-        facts = self.model.facts
-        for cursor in self.cursors.values():
+        group = self.model.group
+        manual = not self.cfg.enable_auto_commit
+        exactly_once = self.cfg.exactly_once
+        polls = self.cfg.max_poll_records
+        for p, cursor in self.cursors.items():
             pending = cursor.pending
+            moved = False
             while pending:
-                first, last, ids, times, offset, epoch = pending[0]
+                first, last, ids, times, offset, epoch, base = pending[0]
                 if last <= now:
-                    facts.deliver(ids, times)
+                    self._deliver(cursor, ids, times, offset, base)
                     cursor.position = offset + ids.shape[0]
                     cursor.position_epoch = epoch
                     pending.popleft()
+                    moved = True
                     continue
                 if first <= now:
                     k = int(np.searchsorted(times, now, side="right"))
-                    facts.deliver(ids[:k], times[:k])
-                    pending[0] = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch)
+                    if exactly_once:
+                        # only whole polls: each is a transaction, committed when it ends
+                        k = base + ((offset + k - base) // polls) * polls - offset
+                        if k <= 0:
+                            break
+                    self._deliver(cursor, ids[:k], times[:k], offset, base)
+                    rest = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch, base)
+                    pending[0] = rest
                     cursor.position = offset + k
+                    moved = True
                 break
             if not pending and cursor.reset_to is not None:
                 cursor.position = cursor.reset_to
                 cursor.reset_to = None
+            if moved:
+                group.note_processed(p, cursor.position)
+            if manual and self.state == UP:
+                group.commit(self, p, *self.commit_offset(cursor))
+
+    def _deliver(self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int, base: int) -> None:
+        """Processed: records an earlier owner had processed too are redeliveries."""
+        facts = self.model.facts
+        if self.cfg.exactly_once:
+            times = self._visible_times(times, offset, base)
+        k = min(ids.shape[0], cursor.redeliver_until - offset)
+        if k > 0:
+            head = times[:k] if np.ndim(times) else times
+            facts.deliver(ids[:k], head, cursor.redeliver_cause)
+            ids = ids[k:]
+            times = times[k:] if np.ndim(times) else times
+        if ids.shape[0]:
+            facts.deliver(ids, times)
+
+    def _visible_times(self, times: Any, offset: int, base: int) -> Any:
+        """exactly_once: a record becomes visible (read_committed) when its poll's transaction
+        commits, i.e. when the last record of the poll is processed."""
+        if not np.ndim(times):
+            return times
+        polls = self.cfg.max_poll_records
+        n = times.shape[0]
+        rel = np.arange(offset - base, offset - base + n)
+        last_of_poll = np.minimum((rel // polls + 1) * polls, rel[-1] + 1) - 1 - (offset - base)
+        return times[last_of_poll]
 
     def withdraw(self) -> None:
         """Forget what was planned after now (fetches on their way, later processing)."""
         now = self.env.now
         self.flush(now)
         for cursor in self.cursors.values():
-            cursor.pending.clear()
-            if cursor.reset_to is not None:
-                cursor.position = cursor.reset_to
-                cursor.reset_to = None
-            cursor.fetch_offset = cursor.position
-            cursor.last_epoch = cursor.position_epoch
-            rep = cursor.parked_on
-            if rep is not None and cursor in rep.consumer_waiters:
-                rep.consumer_waiters.remove(cursor)
-            cursor.parked_on = None
-            cursor.arrival = INF
-            cursor.state = IDLE
-            cursor.gen += 1
+            self._withdraw_cursor(cursor)
         self.busy_until = now
         self.channel_last = {}
+
+    def _withdraw_cursor(self, cursor: Cursor) -> None:
+        cursor.pending.clear()
+        if cursor.reset_to is not None:
+            cursor.position = cursor.reset_to
+            cursor.reset_to = None
+        cursor.fetch_offset = cursor.position
+        cursor.last_epoch = cursor.position_epoch
+        rep = cursor.parked_on
+        if rep is not None and cursor in rep.consumer_waiters:
+            rep.consumer_waiters.remove(cursor)
+        cursor.parked_on = None
+        cursor.arrival = INF
+        cursor.state = IDLE
+        cursor.gen += 1
 
     def resume_fetching(self) -> None:
         """Fetch again from the positions (after a fault reached this consumer)."""
@@ -357,16 +472,25 @@ class Consumer(Node):
 
     # --- node hooks -------------------------------------------------------------------------------
     def on_crash(self) -> None:
+        # the process's memory is gone: positions and fetched records; the group notices later
         self.withdraw()
+        self.cursors = {}
+        self.model.group.member_down(self, crashed=True)
+
+    def on_stop(self) -> None:
+        self.model.settle_all()
+        self.model.group.member_leaving(self)
 
     def on_pause(self) -> None:
         self.withdraw()
+        self.model.group.member_down(self, crashed=False)
 
     def on_resume(self) -> None:
+        self.model.group.member_resumed(self)
         self.resume_fetching()
 
     def on_restart(self) -> None:
-        self.resume_fetching()
+        self.model.group.member_restarted(self)
 
     def caught_up(self, hw_of: Any) -> bool:
         return all(not c.pending and c.position >= hw_of(p) for p, c in self.cursors.items())

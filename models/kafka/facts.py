@@ -35,6 +35,13 @@ NEVER_ARRIVED = "never_arrived"
 DROPPED = "dropped_by_server"
 # Cause of a duplicate delivery: the same record appended twice after a producer retry.
 DUP_PRODUCER_RETRY = "producer_retry"
+# Causes of a redelivery by the consumer group: the new owner of a partition resumes at the
+# committed offset, below what the previous owner had processed.
+DUP_CONSUMER_CRASH = "redelivered_after_consumer_crash"
+DUP_REBALANCE = "redelivered_after_rebalance"
+# Skip causes (records left in the log that the group moved past).
+COMMITTED_BEFORE_PROCESSING = "committed_before_processing"
+OFFSET_RESET_LATEST = "offset_reset_latest"
 
 
 class Facts:
@@ -48,6 +55,7 @@ class Facts:
         self._dlv_ids: list[np.ndarray] = []
         self._dlv_t: list[np.ndarray | float] = []
         self._dlv_n = 0
+        self._dlv_cause = DUP_PRODUCER_RETRY
         # (time, cause, ids, check_presence) in the order the mechanisms dropped records
         self.candidates: list[tuple[float, str, np.ndarray, bool]] = []
 
@@ -59,7 +67,14 @@ class Facts:
         if self._ack_n >= FLUSH_AT:
             self._flush_acks()
 
-    def deliver(self, ids: np.ndarray, t_ms: np.ndarray | float) -> None:
+    def deliver(
+        self, ids: np.ndarray, t_ms: np.ndarray | float, dup_cause: str = DUP_PRODUCER_RETRY
+    ) -> None:
+        """Processed records; `dup_cause` names why a record delivered before comes again."""
+        if dup_cause != self._dlv_cause:
+            # keep the recording order: flush what was buffered under the other cause first
+            self._flush_deliveries()
+            self._dlv_cause = dup_cause
         self._dlv_ids.append(ids)
         self._dlv_t.append(t_ms)
         self._dlv_n += ids.shape[0]
@@ -89,7 +104,7 @@ class Facts:
             return
         ids, times = _concat(self._dlv_ids, self._dlv_t)
         self._dlv_ids, self._dlv_t, self._dlv_n = [], [], 0
-        self.history.deliver(ids, times, dup_cause=DUP_PRODUCER_RETRY)
+        self.history.deliver(ids, times, dup_cause=self._dlv_cause)
 
     # --- loss ---------------------------------------------------------------------------------
     def dropped(

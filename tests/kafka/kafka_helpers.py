@@ -3,6 +3,8 @@
 Runs are kept short (a few simulated seconds, hundreds to thousands of messages per second):
 the Kafka timeouts that drive the behaviour are shortened where a test needs an election
 (`broker.session.timeout.ms` 3 s instead of 9 s), which changes when things happen, not what.
+Likewise the group's `session.timeout.ms` is 6 s (the broker's `group.min.session.timeout.ms`)
+instead of 45 s, so a crashed consumer's partitions move within the drain.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ BASE: dict[str, Any] = {
     "kafka": {
         "topic": {"partitions": 3, "replication_factor": 3, "min_insync_replicas": 2},
         "broker": {"broker_session_timeout_ms": 3000.0, "broker_heartbeat_interval_ms": 500.0},
+        "consumer": {"session_timeout_ms": 6000.0, "heartbeat_interval_ms": 2000.0},
     },
 }
 

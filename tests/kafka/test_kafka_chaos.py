@@ -34,3 +34,32 @@ def test_random_faults_keep_invariants_and_settle_every_message(
     assert m["anomalies"]["resurrected"] == 0
     if acks == "all":
         assert m["out_of_order"] == 0  # idempotence keeps each producer's order per partition
+
+
+CONSUMER_NEMESIS = {
+    "enabled": True,
+    "kinds": ["crash", "consumer_crash", "pause", "stop", "restart", "slow_consumer", "partition"],
+    "targets": ["leader", "a_consumer", "consumers", "client_link"],
+    "mean_interval_s": 1.5,
+    "mean_duration_s": 2.0,
+}
+
+
+@pytest.mark.parametrize("strategy", ["range", "cooperative-sticky"])
+@pytest.mark.parametrize("seed", [3, 5, 6])
+def test_random_consumer_faults_keep_the_group_consuming_every_record(
+    seed: int, strategy: str
+) -> None:
+    # crashes, pauses, stops and slowdowns of group members (max.poll.interval.ms 3 s, so a
+    # slowed member leaves) among broker faults: after the drain every record has a fate and
+    # none acknowledged with acks=all is lost
+    data = scenario(
+        scenario__duration_s=15.0,
+        workload__rate_per_s=1500.0,
+        workload__processing_ms=0.3,
+        kafka__consumer__partition_assignment_strategy=strategy,
+        kafka__consumer__max_poll_interval_ms=3000.0,
+    )
+    data["nemesis"] = CONSUMER_NEMESIS
+    m = messages(run_kafka(data, seed=seed))
+    assert m["in_flight"] == 0 and m["lost"] == 0, m

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from kafka_clients import ProducerSettings
+from kafka_clients import ConsumerSettings, ProducerSettings
 from kafka_cluster import CLUSTER_SETTINGS
 
 # Real setting -> (model sub-section, field). Topic-level settings go to [kafka.topic].
@@ -28,14 +28,15 @@ MODELLED: dict[str, tuple[str, str]] = {
     "num.io.threads": ("broker", "num_io_threads"),
     "unclean.leader.election.enable": ("topic", "unclean_leader_election_enable"),
     "min.insync.replicas": ("topic", "min_insync_replicas"),
+    "group.initial.rebalance.delay.ms": ("broker", "group_initial_rebalance_delay_ms"),
+    "offsets.topic.num.partitions": ("broker", "offsets_topic_num_partitions"),
+    "offsets.topic.replication.factor": ("broker", "offsets_topic_replication_factor"),
 }
 
 # Real settings the model has no field for, and why that does not matter to the cases.
 NOT_MODELLED: dict[str, str] = {
-    "group.initial.rebalance.delay.ms": "no consumer groups in the model yet",
-    "group.min.session.timeout.ms": "no consumer groups in the model yet",
-    "offsets.topic.num.partitions": "committed offsets are not a topic in the model",
-    "offsets.topic.replication.factor": "committed offsets are not a topic in the model",
+    "group.min.session.timeout.ms": "a lower bound the broker checks session.timeout.ms "
+    "against; the model accepts any session timeout",
     "transaction.state.log.num.partitions": "no transactions",
     "transaction.state.log.replication.factor": "no transactions",
     "transaction.state.log.min.isr": "no transactions",
@@ -191,3 +192,66 @@ def latency_scenario(producer: ProducerSettings, *, rate_per_s: float) -> dict[s
         rate_per_s=rate_per_s,
         drain_s=5.0,
     )
+
+
+# --- case (c): a consumer with auto-commit crashes; its successor redelivers ----------------------
+
+
+def consumer_section(settings: ConsumerSettings) -> dict[str, Any]:
+    """The model's `[kafka.consumer]` for the real consumer's settings.
+
+    librdkafka's poll() hands the application one record at a time and, with offsets stored
+    after processing, auto-commit commits what was processed; the model follows the Java client
+    (auto-commit commits the offsets of the previous poll), so `max_poll_records = 1` makes
+    the two commit the same thing. `group_protocol` must be classic (the model's protocol) and
+    `isolation_level` read_uncommitted (the model has no transactions).
+    """
+    if settings.group_protocol != "classic" or settings.isolation_level != "read_uncommitted":
+        raise ValueError(f"not modelled: {settings}")
+    if not settings.store_offsets_after_processing:
+        raise ValueError("the model's auto-commit commits processed records only")
+    return {
+        "enable_auto_commit": settings.enable_auto_commit,
+        "auto_commit_interval_ms": float(settings.auto_commit_interval_ms),
+        "auto_offset_reset": settings.auto_offset_reset,
+        "session_timeout_ms": float(settings.session_timeout_ms),
+        "heartbeat_interval_ms": float(settings.heartbeat_interval_ms),
+        "max_poll_interval_ms": float(settings.max_poll_interval_ms),
+        "partition_assignment_strategy": "range",
+        "max_poll_records": 1,
+    }
+
+
+def consumer_crash_scenario(
+    producer: ProducerSettings,
+    consumer: ConsumerSettings,
+    *,
+    records: int,
+    processing_ms: float,
+    crash_after_commit_s: float,
+) -> dict[str, Any]:
+    """`records` produced in the first second; one consumer processing `processing_ms` each
+    (so it is still busy with the backlog), killed `crash_after_commit_s` after its second
+    auto-commit and restarted at once: the restarted process is a new member, admitted when
+    the old member's session expires, and resumes at the committed offset."""
+    interval_s = consumer.auto_commit_interval_ms / 1000.0
+    crash_at_s = 2 * interval_s + crash_after_commit_s
+    kafka = kafka_section(producer, {"min.insync.replicas": "2"})
+    kafka["consumer"] = consumer_section(consumer)
+    data = scenario(
+        kafka,
+        duration_s=crash_at_s + 1.0,
+        rate_per_s=float(records),
+        faults=[
+            {
+                "at_s": crash_at_s,
+                "kind": "consumer_crash",
+                "target": "a_consumer",
+                "duration_s": 0.1,
+            }
+        ],
+        drain_s=records * processing_ms / 1000.0 + 60.0,
+    )
+    data["workload"]["processing_ms"] = processing_ms
+    data["workload"]["max_messages"] = records  # the real side produces them, then consumes
+    return data
