@@ -24,6 +24,7 @@ PAGES = [
     st.Page("views/lessons.py", title="Lessons", icon=":material/school:"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare_arrows:"),
     st.Page("views/timeline.py", title="Timeline", icon=":material/timeline:"),
+    st.Page("views/guide.py", title="Decision guide", icon=":material/fact_check:"),
     st.Page("views/sweeps.py", title="Sweeps", icon=":material/ssid_chart:"),
 ]
 

@@ -160,11 +160,12 @@ def test_playground_runs_the_default_scenario_in_chromium(
         expect(page.get_by_role("button", name=name)).to_be_visible()
     # every page in the navigation, and no legacy pages/ listing
     nav = page.locator('[data-testid="stSidebarNav"] a').all_inner_texts()
-    assert [n.split()[-1] for n in nav] == [
+    assert [n.split("\n")[-1].strip() for n in nav] == [
         "Playground",
         "Lessons",
         "Compare",
         "Timeline",
+        "Decision guide",
         "Sweeps",
     ]
     # the run is in the URL: a reload (a shared link) shows it again
