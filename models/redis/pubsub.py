@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from models.redis.consumer_process import ConsumerProcess
 from models.redis.events import record_event
 from simulator import history as hist
 from simulator.node import Node
@@ -31,28 +32,12 @@ MESSAGE_FRAME_BYTES = 40  # "*3\r\n$7\r\nmessage\r\n$<channel>..." around the pa
 RECEIVED_NOT_PROCESSED = hist.register_cause(hist.LOST, "received_not_processed")
 
 
-class SubscriberNode(Node):
+class SubscriberNode(ConsumerProcess):
     """A subscriber process: a crash loses what it received and had not processed."""
 
     def __init__(self, pubsub: PubSub, index: int):
-        super().__init__(pubsub.ctx, f"consumer{index}", role="consumer")
+        super().__init__(pubsub, index)
         self.pubsub = pubsub
-        self.index = index
-
-    def crash(self) -> None:
-        if self.is_running:
-            self.pubsub.before_down(self.index)
-        super().crash()
-
-    def power_loss(self) -> None:
-        if self.is_running:
-            self.pubsub.before_down(self.index)
-        super().power_loss()
-
-    def stop(self) -> None:
-        if self.is_running:
-            self.pubsub.before_down(self.index)
-        super().stop()
 
     def on_restart(self) -> None:
         self.pubsub.subscribe(self.index, self.env.now)

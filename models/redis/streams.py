@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.redis.commands import XACK, XAUTOCLAIM, XREADGROUP
+from models.redis.consumer_process import ConsumerProcess
 from models.redis.replies import WORKER_BASE
 from models.redis.requests import Rows
 from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER
-from simulator.node import Node
 
 if TYPE_CHECKING:
     from models.redis.model import RedisModel
@@ -115,28 +115,12 @@ class StreamState:
         return self.next_seq - self.last_delivered + len(self.pel)
 
 
-class ConsumerNode(Node):
+class ConsumerNode(ConsumerProcess):
     """A stream consumer process."""
 
     def __init__(self, consumers: StreamConsumers, index: int):
-        super().__init__(consumers.ctx, f"consumer{index}", role="consumer")
+        super().__init__(consumers, index)
         self.consumers = consumers
-        self.index = index
-
-    def crash(self) -> None:
-        if self.is_running:
-            self.consumers.before_down(self.index)
-        super().crash()
-
-    def power_loss(self) -> None:
-        if self.is_running:
-            self.consumers.before_down(self.index)
-        super().power_loss()
-
-    def stop(self) -> None:
-        if self.is_running:
-            self.consumers.before_down(self.index)
-        super().stop()
 
     def on_restart(self) -> None:
         self.consumers.connect(self.index, self.env.now)

@@ -15,36 +15,20 @@ import numpy as np
 
 from models.redis.clients import WORKER_BASE
 from models.redis.commands import BRPOP
+from models.redis.consumer_process import ConsumerProcess
 from models.redis.requests import Rows
 from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER, OK
-from simulator.node import Node
 
 if TYPE_CHECKING:
     from models.redis.model import RedisModel
 
 
-class WorkerNode(Node):
+class WorkerNode(ConsumerProcess):
     """A worker process; a crash loses the item it is working on."""
 
     def __init__(self, workers: Workers, index: int):
-        super().__init__(workers.ctx, f"consumer{index}", role="consumer")
+        super().__init__(workers, index)
         self.workers = workers
-        self.index = index
-
-    def crash(self) -> None:
-        if self.is_running:
-            self.workers.before_down(self.index)
-        super().crash()
-
-    def power_loss(self) -> None:
-        if self.is_running:
-            self.workers.before_down(self.index)
-        super().power_loss()
-
-    def stop(self) -> None:
-        if self.is_running:
-            self.workers.before_down(self.index)
-        super().stop()
 
     def on_restart(self) -> None:
         self.workers.connect(self.index, self.env.now)
