@@ -50,6 +50,23 @@ def problems(title: str, lines: list[str]) -> None:
     st.error(f"**{title}**\n\n" + "\n".join(f"- {line}" for line in lines))
 
 
+LATENCY_KINDS = {"ack": "produce -> acknowledgement", "end_to_end": "produce -> delivery"}
+
+
+def fates_and_latency(result: Result, key: str) -> None:
+    """The fate chart and the latency chart (ack or end-to-end, the reader's choice)."""
+    st.plotly_chart(plots.fates_figure(result), theme=None, key=f"{key}.fates")
+    kind = st.radio(
+        "Latency",
+        list(LATENCY_KINDS),
+        format_func=LATENCY_KINDS.__getitem__,
+        horizontal=True,
+        key=f"{key}.latency_kind",
+        help="Measured from the intended send time, so a stalled client does not hide queueing.",
+    )
+    st.plotly_chart(plots.latency_figure(result, kind=kind), theme=None, key=f"{key}.latency")
+
+
 def fate_metrics(result: Result) -> None:
     """Produced, delivered, lost and duplicated, with shares and causes on hover."""
     messages = result.summary["messages"]

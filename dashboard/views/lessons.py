@@ -22,7 +22,6 @@ SEARCH_KEY = "lessons.search"
 TAGS_KEY = "lessons.tags"
 RAN_STATE = "lessons.ran"  # the lessons run in this session (their results stay on display)
 LINK_STATE = "lessons.link"
-LATENCY_KINDS = {"ack": "produce -> acknowledgement", "end_to_end": "produce -> delivery"}
 
 
 @st.cache_data(show_spinner=False, ttl=60)
@@ -160,16 +159,7 @@ def show_run(request: links.RunRequest) -> None:
     st.divider()
     st.caption(f"Simulated in {result.manifest.get('wall_s', 0.0):.2f} s")
     ui.fate_metrics(result)
-    st.plotly_chart(plots.fates_figure(result), theme=None, key="lessons.fates")
-    kind = st.radio(
-        "Latency",
-        list(LATENCY_KINDS),
-        format_func=LATENCY_KINDS.__getitem__,
-        horizontal=True,
-        key="lessons.latency_kind",
-        help="Measured from the intended send time, so a stalled client does not hide queueing.",
-    )
-    st.plotly_chart(plots.latency_figure(result, kind), theme=None, key="lessons.latency")
+    ui.fates_and_latency(result, "lessons")
     if result.summary.get("faults"):
         st.dataframe(plots.fault_table(result), hide_index=True, key="lessons.recovery")
     if result.expectations:

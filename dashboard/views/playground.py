@@ -26,7 +26,6 @@ from simulator.scenario import ScenarioBase, ScenarioError, load_scenario
 DEFAULT_SCENARIO = "queue_mm1"
 # Core parameters offered for every scenario (the system's own section is added below).
 CORE_FIELDS = {"scenario": ("seed", "duration_s"), "workload": ("rate_per_s",)}
-LATENCY_KINDS = {"ack": "produce -> acknowledgement", "end_to_end": "produce -> delivery"}
 SCENARIO_KEY = "playground.scenario"
 RUN_STATE = "playground.run"  # the RunRequest of the run on display (session state)
 ERROR_STATE = "playground.errors"  # (scenario, validation problems) of the last submitted form
@@ -195,17 +194,7 @@ def show_result(request: links.RunRequest, spec: ScenarioBase, result: Result) -
         f"{result.manifest.get('wall_s', 0.0):.2f} s · the URL of this page reproduces this run"
     )
     ui.fate_metrics(result)
-    st.plotly_chart(plots.fates_figure(result), theme=None, key="playground.fates")
-
-    kind = st.radio(
-        "Latency",
-        list(LATENCY_KINDS),
-        format_func=LATENCY_KINDS.__getitem__,
-        horizontal=True,
-        key="playground.latency_kind",
-        help="Measured from the intended send time, so a stalled client does not hide queueing.",
-    )
-    st.plotly_chart(plots.latency_figure(result, kind=kind), theme=None, key="playground.latency")
+    ui.fates_and_latency(result, "playground")
 
     st.plotly_chart(plots.throughput_figure(result), theme=None, key="playground.throughput")
     gauges = plots.gauges(result)
