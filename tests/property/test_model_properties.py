@@ -30,7 +30,8 @@ def _run_checked(doc: dict[str, Any], seed: int) -> Any:
 def _fates_add_up(result: Any) -> None:
     m = result.summary["messages"]
     assert sum(m[f] for f in FATES) == m["produced"]
-    assert m["produced"] > 0 or result.summary["duration_s"] >= 0
+    # every generated workload offers >= 50 messages/s for >= 1 s: producing none is a bug
+    assert m["produced"] > 0
 
 
 @settings(max_examples=12)

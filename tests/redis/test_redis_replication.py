@@ -43,6 +43,7 @@ def test_replicas_follow_the_master_and_lose_nothing_without_faults() -> None:
     stats = events_of(result, "replication_stats")[-1][1]
     assert stats["master"] == "redis" and stats["failovers"] == 0
     offsets = list(stats["offsets"].values())
+    assert len(offsets) == 2  # both replicas report an offset
     # every write replicated, within the last link delay (< 1 ms: at most a few writes)
     produced = result.summary["messages"]["produced"]
     assert all(produced - 5 <= offset <= produced for offset in offsets), (offsets, produced)
@@ -146,6 +147,7 @@ def test_persistence_off_auto_restart_wipes_the_replicas_too() -> None:
     produced = result.summary["messages"]["produced"]
     # every write before the crash is gone from the master and from both replicas
     assert _lost(result, "no_persistence") >= 0.9 * RATE * 1.0
+    assert len(stats["offsets"]) == 2
     assert all(offset < 0.6 * produced for offset in stats["offsets"].values())
 
 

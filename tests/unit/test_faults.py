@@ -143,6 +143,7 @@ def test_end_all_heals_and_restarts_everything() -> None:
     injector.end_all()
     assert model.b.state == UP
     assert not ctx.network.cut_links()
+    assert len(ctx.faults) == 2
     assert all(r.end_ms == 500 for r in ctx.faults)
 
 

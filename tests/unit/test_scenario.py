@@ -146,7 +146,9 @@ def test_digest_changes_with_any_value() -> None:
 def test_every_builtin_scenario_validates() -> None:
     from simulator.scenario import builtin_names
 
-    for name in builtin_names():
+    names = builtin_names()
+    assert names
+    for name in names:
         load_scenario(name)
         load_scenario(name, ci=True)
 
