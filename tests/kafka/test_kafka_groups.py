@@ -200,8 +200,10 @@ def test_consumer_lag_climbs_while_a_crashed_members_partitions_have_no_owner() 
     ts = result.timeseries.set_index("t_ms")["consumer_lag"]
     before = ts[(ts.index > 0.0) & (ts.index < 2000.0)].max()
     pause = ts[(ts.index > 6000.0) & (ts.index < 8000.0)].min()
-    late = ts[ts.index > 40_000.0]
     # ~4 s of two partitions' records wait; the survivor keeps up with its own partition
     assert pause > 4.0 * 1000.0 > before
-    assert not late.empty, "the time series must reach the end of the drain"
-    assert late.iloc[-1] == 0.0
+    # after the drain every record has been consumed; the last lag sample (taken up to one
+    # sampling interval before the end) is back near zero
+    assert result.summary["messages"]["in_flight"] == 0
+    assert ts.index.max() > 10_000.0
+    assert ts.iloc[-1] < 0.01 * pause

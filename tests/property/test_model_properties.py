@@ -30,8 +30,8 @@ def _run_checked(doc: dict[str, Any], seed: int) -> Any:
 def _fates_add_up(result: Any) -> None:
     m = result.summary["messages"]
     assert sum(m[f] for f in FATES) == m["produced"]
-    # every generated workload offers >= 50 messages/s for >= 1 s: producing none is a bug
-    assert m["produced"] > 0
+    # (a generated key-value workload may be all reads: producing nothing is then correct)
+    assert m["produced"] == result.manifest["messages"]
 
 
 @settings(max_examples=12)
