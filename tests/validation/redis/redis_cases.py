@@ -217,7 +217,8 @@ def replication_failover_loss(
 ) -> LossOutcome:
     """Acknowledged writes lost when the primary dies while its replica lags, after failover.
 
-    1. `before` writes while the replica follows (with WAIT: acknowledged by WAIT >= 1);
+    1. `before` writes while the replica follows (with WAIT: acknowledged by WAIT >= 1, with
+       a timeout long enough that a loaded machine cannot make the replica miss it);
     2. SIGSTOP the replica. Its kernel keeps accepting the stream until its socket buffers are
        full, so the primary first writes 1 MiB filler values until `backlog_bytes` of stream
        wait in the primary's own memory (CLIENT LIST omem): from then on every write stays
@@ -229,16 +230,20 @@ def replication_failover_loss(
     outcome = LossOutcome()
     with primary.client() as client:
 
-        def write(key: str) -> None:
+        def write(key: str, timeout_ms: int | None) -> None:
             if not client.set(key, VALUE):
                 return
-            if wait_timeout_ms is None or client.wait(1, wait_timeout_ms) >= 1:
+            if timeout_ms is None or client.wait(1, timeout_ms) >= 1:
                 outcome.acknowledged.append(key)
             else:
                 outcome.indeterminate.append(key)
 
+        # While the replica follows, WAIT returns as soon as it acknowledges (about one round
+        # trip); the long timeout only matters on a loaded machine, where a 50 ms WAIT can
+        # expire before the replica is scheduled and would make a followed write look lost.
+        follow_timeout = None if wait_timeout_ms is None else max(wait_timeout_ms, 10_000)
         for i in range(before):
-            write(f"before:{i}")
+            write(f"before:{i}", follow_timeout)
         offset = int(client.info("replication")["master_repl_offset"])
         wait_until(
             lambda: int(replica.info("replication").get("slave_repl_offset", -1)) >= offset,
@@ -257,7 +262,7 @@ def replication_failover_loss(
             client.set(f"filler:{fillers}", filler)
             fillers += 1
         for i in range(during):
-            write(f"during:{i}")
+            write(f"during:{i}", wait_timeout_ms)
         outcome.notes["filler_mib"] = fillers
         outcome.notes["backlog_at_kill"] = replica_output_bytes(primary)
     primary.kill()
