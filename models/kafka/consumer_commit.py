@@ -1,0 +1,72 @@
+"""Consumer commits: what a commit stores for a partition, and giving partitions back.
+
+The position of a partition advances as records are processed; what a commit stores follows the
+commit mode: the end of the last fully processed poll (auto-commit, manual commit after
+processing) or the end of the poll being processed (commit before processing).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from models.kafka.consumer_cursor import Cursor
+
+if TYPE_CHECKING:
+    from models.kafka.cluster import KafkaModel
+    from models.kafka.config import ConsumerConfig
+
+
+class Committing:
+    """The committing part of a consumer (mixed into `Consumer`)."""
+
+    model: KafkaModel
+    cfg: ConsumerConfig
+    env: Any
+    name: str
+    state: str
+    slowdown: float
+    processing_ms: float
+    cursors: dict[int, Cursor]
+    busy_until: float
+    channel_last: dict[str, float]
+
+    def commit_offset(self, cursor: Cursor) -> tuple[int, int]:
+        """What a commit stores now (offset, leader epoch): the end of the last processed poll,
+        or (commit before processing) the end of the poll being processed."""
+        position = cursor.position
+        if not cursor.pending:
+            return position, cursor.position_epoch
+        first, _, ids, _, offset, epoch, base = cursor.pending[0]
+        polls = self.cfg.max_poll_records
+        before = not self.cfg.enable_auto_commit and self.cfg.manual_commit == "before_processing"
+        if before:
+            started = first - self.processing_ms * self.slowdown <= self.env.now
+            if not started:
+                return position, cursor.position_epoch
+            end = offset + ids.shape[0]
+            return min(end, base + ((position - base) // polls + 1) * polls), epoch
+        floor = base + ((position - base) // polls) * polls
+        return floor, (epoch if floor > offset else cursor.position_epoch)
+
+    def commit_all(self) -> None:
+        group = self.model.group
+        for p, cursor in self.cursors.items():
+            group.commit(self, p, *self.commit_offset(cursor))
+
+    def revoke(self, p: int, commit: bool) -> None:
+        """Give partition `p` back (the group settled everything up to now)."""
+        cursor = self.cursors.get(p)
+        if cursor is None:
+            return
+        self.flush(self.env.now)
+        if commit and (
+            self.cfg.enable_auto_commit or self.cfg.manual_commit != "before_processing"
+        ):
+            # onPartitionsRevoked: auto-commit (and a careful application) commits the position
+            self.model.group.commit(self, p, cursor.position, cursor.position_epoch)
+        self._withdraw_cursor(cursor)
+        del self.cursors[p]
+
+    def revoke_all(self, commit: bool) -> None:
+        for p in list(self.cursors):
+            self.revoke(p, commit)

@@ -1,0 +1,160 @@
+"""Consumer processing: fetched records are processed (`processing_ms` each, times the node's
+slowdown, `max.poll.records` per poll) and become deliveries once their time has passed.
+
+The records of an answer are processed back to back after whatever the consumer is busy with,
+and the next fetch is sent as soon as the last poll of the answer starts (KafkaConsumer
+pipelines fetches). Facts dated after "now" stay pending in the cursor and are withdrawn if a
+fault reaches the consumer first; `flush(now)` hands what is done to the history and advances
+the positions a commit would store.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.kafka.consumer_cursor import IDLE, INF, Cursor
+from simulator.node import UP
+
+if TYPE_CHECKING:
+    from models.kafka.cluster import KafkaModel
+    from models.kafka.config import ConsumerConfig
+
+
+class Processing:
+    """The processing half of a consumer (mixed into `Consumer`)."""
+
+    model: KafkaModel
+    cfg: ConsumerConfig
+    env: Any
+    name: str
+    state: str
+    slowdown: float
+    processing_ms: float
+    cursors: dict[int, Cursor]
+    busy_until: float
+    channel_last: dict[str, float]
+
+    def _process(self, cursor: Cursor, pieces: list[Any], log: Any, arrival: float) -> None:
+        """Records reach the consumer at `arrival`: process them, fetch again."""
+        n = sum(c for _, _, c, _ in pieces)
+        if n == 0:
+            self.fetch(cursor, arrival)
+            return
+        ids = log.ids(pieces)
+        proc = self.processing_ms * self.slowdown
+        start = arrival if arrival > self.busy_until else self.busy_until
+        if proc <= 0.0:
+            times: Any = start
+            first = last = next_send = start
+        else:
+            polls = self.cfg.max_poll_records
+            times = start + proc * np.arange(1, n + 1, dtype=np.float64)
+            first, last = float(times[0]), float(times[-1])
+            last_poll = n % polls or polls
+            next_send = start + proc * (n - last_poll)
+        self.busy_until = last
+        epoch = pieces[-1][3]
+        offset = cursor.fetch_offset
+        cursor.pending.append((first, last, ids, times, offset, epoch, offset))
+        cursor.fetch_offset += n
+        cursor.last_epoch = epoch
+        self.fetch(cursor, next_send if next_send > arrival else arrival)
+
+    # --- facts ------------------------------------------------------------------------------------
+    def flush(self, now: float) -> None:
+        """Deliveries done by `now` go to the history; the position advances with them."""
+        group = self.model.group
+        manual = not self.cfg.enable_auto_commit
+        exactly_once = self.cfg.exactly_once
+        polls = self.cfg.max_poll_records
+        for p, cursor in self.cursors.items():
+            pending = cursor.pending
+            moved = False
+            while pending:
+                first, last, ids, times, offset, epoch, base = pending[0]
+                if last <= now:
+                    self._deliver(cursor, ids, times, offset, base)
+                    cursor.position = offset + ids.shape[0]
+                    cursor.position_epoch = epoch
+                    pending.popleft()
+                    moved = True
+                    continue
+                if first <= now:
+                    k = int(np.searchsorted(times, now, side="right"))
+                    if exactly_once:
+                        # only whole polls: each is a transaction, committed when it ends
+                        k = base + ((offset + k - base) // polls) * polls - offset
+                        if k <= 0:
+                            break
+                    self._deliver(cursor, ids[:k], times[:k], offset, base)
+                    rest = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch, base)
+                    pending[0] = rest
+                    cursor.position = offset + k
+                    moved = True
+                break
+            if not pending and cursor.reset_to is not None:
+                cursor.position = cursor.reset_to
+                cursor.reset_to = None
+            if moved:
+                group.note_processed(p, cursor.position)
+            if manual and self.state == UP:
+                group.commit(self, p, *self.commit_offset(cursor))
+
+    def _deliver(self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int, base: int) -> None:
+        """Processed: records an earlier owner had processed too are redeliveries."""
+        facts = self.model.facts
+        if self.cfg.exactly_once:
+            times = self._visible_times(times, offset, base)
+        k = min(ids.shape[0], cursor.redeliver_until - offset)
+        if k > 0:
+            head = times[:k] if np.ndim(times) else times
+            facts.deliver(ids[:k], head, cursor.redeliver_cause)
+            ids = ids[k:]
+            times = times[k:] if np.ndim(times) else times
+        if ids.shape[0]:
+            facts.deliver(ids, times)
+
+    def _visible_times(self, times: Any, offset: int, base: int) -> Any:
+        """exactly_once: a record becomes visible (read_committed) when its poll's transaction
+        commits, i.e. when the last record of the poll is processed."""
+        if not np.ndim(times):
+            return times
+        polls = self.cfg.max_poll_records
+        n = times.shape[0]
+        rel = np.arange(offset - base, offset - base + n)
+        last_of_poll = np.minimum((rel // polls + 1) * polls, rel[-1] + 1) - 1 - (offset - base)
+        return times[last_of_poll]
+
+    def withdraw(self) -> None:
+        """Forget what was planned after now (fetches on their way, later processing)."""
+        now = self.env.now
+        self.flush(now)
+        for cursor in self.cursors.values():
+            self._withdraw_cursor(cursor)
+        self.busy_until = now
+        self.channel_last = {}
+
+    def _withdraw_cursor(self, cursor: Cursor) -> None:
+        cursor.pending.clear()
+        if cursor.reset_to is not None:
+            cursor.position = cursor.reset_to
+            cursor.reset_to = None
+        cursor.fetch_offset = cursor.position
+        cursor.last_epoch = cursor.position_epoch
+        rep = cursor.parked_on
+        if rep is not None and cursor in rep.consumer_waiters:
+            rep.consumer_waiters.remove(cursor)
+        cursor.parked_on = None
+        cursor.arrival = INF
+        cursor.state = IDLE
+        cursor.gen += 1
+
+    def resume_fetching(self) -> None:
+        """Fetch again from the positions (after a fault reached this consumer)."""
+        if self.state != UP:
+            return
+        for cursor in self.cursors.values():
+            if cursor.state == IDLE:
+                self.fetch(cursor, self.env.now)
