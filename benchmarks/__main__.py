@@ -21,6 +21,14 @@ from benchmarks.harness import environment, measure
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 SELF_CHECK_RANGE = (0.8, 1.25)
+STANDARD_MEDIANS = {
+    "median_ratio",
+    "median_messages_per_s",
+    "median_baseline_events_per_s",
+    "median_bytes_per_message",
+    "median_wall_s",
+    "median_check_s",
+}
 
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -88,7 +96,16 @@ def markdown_table(rows: list[dict[str, Any]], env: dict[str, Any]) -> str:
             f"| {_fmt(row['median_bytes_per_message'], ',.1f')} "
             f"| {_fmt(row['median_wall_s'], '.3f')} | {_fmt(row['median_check_s'], '.3f')} |"
         )
+    breakdowns = [row for row in rows if _breakdown(row)]
+    if breakdowns:
+        lines += ["", "Breakdown (medians of the benchmark's own facts):", ""]
+        lines += [f"- {row['name']}: {_breakdown(row)}" for row in breakdowns]
     return "\n".join(lines) + "\n"
+
+
+def _breakdown(row: dict[str, Any]) -> str:
+    own = {k: v for k, v in row.items() if k.startswith("median_") and k not in STANDARD_MEDIANS}
+    return ", ".join(f"{k.removeprefix('median_')} {v:,.3f}" for k, v in own.items())
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -45,6 +45,8 @@ import psutil
 import simpy
 
 BASELINE_EVENTS = 300_000
+# Facts every benchmark reports; any other number a repetition returns is kept as its breakdown.
+STANDARD_FACTS = {"messages", "wall_s", "check_s", "rss_before_bytes", "peak_rss_bytes"}
 BASELINE_EVENTS_QUICK = 50_000
 
 
@@ -180,6 +182,7 @@ class Measurement:
             "baseline_events_per_s": self.baseline_events_per_s,
             "bytes_per_message": self.bytes_per_message,
             **self.extra,
+            **{f"median_{key}": med(values) for key, values in self.extra.items()},
         }
 
 
@@ -215,6 +218,9 @@ def measure(
         result.bytes_per_message.append(grown / messages)
         if facts.get("check_s") is not None:
             result.check_s.append(float(facts["check_s"]))
+        for key, value in facts.items():  # a benchmark's own breakdown, e.g. figures_s
+            if key not in STANDARD_FACTS and isinstance(value, int | float):
+                result.extra.setdefault(key, []).append(value)
         if progress is not None:
             progress(
                 f"{name} rep {rep}/{reps}: {messages / wall_s:,.0f} msg/s, baseline "

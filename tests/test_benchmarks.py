@@ -1,0 +1,46 @@
+"""The benchmarks themselves run (at their quick size) and report what their docs promise.
+
+Not timed: speed is measured by `python -m benchmarks`, never asserted here.
+"""
+
+from __future__ import annotations
+
+from benchmarks import load_all
+from benchmarks.__main__ import markdown_table
+from benchmarks.bench_dashboard import dashboard_playground
+from benchmarks.harness import Measurement
+
+
+def test_every_benchmark_module_registers_without_error() -> None:
+    registry = load_all()
+    assert {"dashboard_playground", "redis_kv_aof_everysec", "kafka_12m"} <= set(registry)
+
+
+def test_playground_benchmark_splits_the_wait_into_simulate_check_and_figures() -> None:
+    facts = dashboard_playground(quick=True)
+    assert facts["messages"] > 0
+    parts = facts["simulate_s"] + facts["check_s"] + facts["figures_s"]
+    # the three parts are measured from the same clock readings as the total
+    assert abs(parts - facts["wall_s"]) < 1e-6 * max(1.0, facts["wall_s"])
+    assert facts["figure_json_bytes"] > 0
+
+
+def test_a_benchmarks_own_facts_reach_the_summary_and_the_table() -> None:
+    m = Measurement("demo", reps=2, quick=True)
+    m.messages, m.wall_s, m.ratios = [10, 10], [1.0, 2.0], [0.1, 0.2]
+    m.baseline_events_per_s, m.bytes_per_message = [100.0, 100.0], [5.0, 6.0]
+    m.extra["figures_s"] = [0.5, 0.7]
+    row = m.summary()
+    assert row["median_figures_s"] == 0.6
+    table = markdown_table(
+        [row],
+        {
+            "time_utc": "t",
+            "python": "3",
+            "simpy": "4",
+            "platform": "p",
+            "cpu_count": 2,
+            "git_commit": "c",
+        },
+    )
+    assert "demo: figures_s 0.600" in table
