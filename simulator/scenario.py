@@ -35,6 +35,10 @@ from simulator import systems
 MAX_DURATION_S = 24 * 3600.0
 MAX_RATE_PER_S = 5_000_000.0
 MAX_MESSAGES = 50_000_000
+# Bounds that keep a run's tables within memory: time-series buckets over the whole run, and
+# the random nemesis's expected number of faults (duration / mean interval).
+MAX_BUCKETS = 200_000
+MAX_NEMESIS_FAULTS = 10_000
 
 
 class ScenarioError(ValueError):
@@ -129,7 +133,9 @@ class Workload(Spec):
     )
     producers: int = Field(1, ge=1, le=10_000, description="Producing clients (open loop).")
     clients: int = Field(1, ge=1, le=10_000, description="Closed-loop clients.")
-    think_time_ms: float = Field(0.0, ge=0, description="Closed loop: pause after each reply.")
+    think_time_ms: float = Field(
+        0.0, ge=0, le=3_600_000, description="Closed loop: pause after each reply."
+    )
     connections_per_client: int = Field(1, ge=1, le=64, description="Connections per client.")
     pipeline: int = Field(
         1,
@@ -168,9 +174,15 @@ class Network(Spec):
     jitter: float = Field(
         0.2, ge=0, le=3, description="Sigma of the lognormal factor applied to each one-way delay."
     )
-    bandwidth_mbps: float = Field(10_000.0, gt=0, description="Link bandwidth (10 GbE default).")
+    bandwidth_mbps: float = Field(
+        10_000.0, gt=0, le=1_000_000, description="Link bandwidth (10 GbE default)."
+    )
     tcp_rto_ms: float = Field(
-        200.0, gt=0, description="Retransmission delay after a lost packet (Linux TCP_RTO_MIN)."
+        200.0,
+        ge=1,
+        le=120_000,
+        description="Retransmission delay after a lost packet (Linux TCP_RTO_MIN 200 ms; "
+        "TCP_RTO_MAX 120 s).",
     )
 
 
@@ -183,29 +195,48 @@ class Disk(Spec):
         "network block storage, 10+ ms on spinning disks).",
     )
     fsync_sigma: float = Field(0.5, ge=0, le=3, description="Sigma of the lognormal fsync latency.")
-    write_mb_s: float = Field(500.0, gt=0, description="Sequential write bandwidth of the device.")
-    read_mb_s: float = Field(1000.0, gt=0, description="Sequential read bandwidth of the device.")
+    write_mb_s: float = Field(
+        500.0, gt=0, le=1_000_000, description="Sequential write bandwidth of the device."
+    )
+    read_mb_s: float = Field(
+        1000.0, gt=0, le=1_000_000, description="Sequential read bandwidth of the device."
+    )
     dirty_expire_centisecs: int = Field(
         3000,
         ge=1,
+        le=int(MAX_DURATION_S * 100),
         description="vm.dirty_expire_centisecs: age after which dirty pages are written back.",
     )
     dirty_writeback_centisecs: int = Field(
-        500, ge=1, description="vm.dirty_writeback_centisecs: period of the writeback flusher."
+        500,
+        ge=1,
+        le=int(MAX_DURATION_S * 100),
+        description="vm.dirty_writeback_centisecs: period of the writeback flusher.",
     )
 
 
 class CheckerSpec(Spec):
     bucket_ms: float = Field(
-        0.0, ge=0, description="Time bucket of the time series; 0 = automatic."
+        0.0,
+        ge=0,
+        le=MAX_DURATION_S * 1000,
+        description="Time bucket of the time series; 0 = automatic. At most "
+        f"{MAX_BUCKETS:,} buckets over the run.",
     )
-    min_samples: int = Field(20, ge=1, description="Samples a bucket needs to count for recovery.")
-    hold_buckets: int = Field(3, ge=1, description="Buckets a recovered level must hold.")
+    min_samples: int = Field(
+        20, ge=1, le=1_000_000, description="Samples a bucket needs to count for recovery."
+    )
+    hold_buckets: int = Field(
+        3, ge=1, le=10_000, description="Buckets a recovered level must hold."
+    )
     recovery_factor: float = Field(
-        1.5, ge=1, description="A metric is recovered when <= baseline x this factor ..."
+        1.5, ge=1, le=1000, description="A metric is recovered when <= baseline x this factor ..."
     )
     recovery_floor_ms: float = Field(
-        1.0, ge=0, description="... or <= baseline + this absolute floor (whichever is larger)."
+        1.0,
+        ge=0,
+        le=3_600_000,
+        description="... or <= baseline + this absolute floor (whichever is larger).",
     )
 
 
@@ -240,7 +271,11 @@ FaultKind = Literal[
 
 
 class Fault(Spec):
-    at_s: float = Field(ge=0, description="When the fault begins, seconds into the measured phase.")
+    at_s: float = Field(
+        ge=0,
+        le=MAX_DURATION_S,
+        description="When the fault begins, seconds into the measured phase.",
+    )
     kind: FaultKind = Field(description="What happens (see docs/faults).")
     target: str = Field(
         "",
@@ -278,8 +313,14 @@ class Nemesis(Spec):
         default_factory=lambda: ["all_servers"],
         description="Targets (names or roles) to draw from.",
     )
-    mean_interval_s: float = Field(10.0, gt=0, description="Mean time between fault starts.")
-    mean_duration_s: float = Field(3.0, gt=0, description="Mean fault duration.")
+    mean_interval_s: float = Field(
+        10.0,
+        ge=0.01,
+        le=MAX_DURATION_S,
+        description="Mean time between fault starts (at most "
+        f"{MAX_NEMESIS_FAULTS:,} expected faults over the run).",
+    )
+    mean_duration_s: float = Field(3.0, gt=0, le=MAX_DURATION_S, description="Mean fault duration.")
 
 
 EXPECTATION_PATTERN = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(==|!=|<=|>=|<|>)\s*(\S+)\s*$")
@@ -409,6 +450,21 @@ class ScenarioBase(Spec):
                             f"{where}.groups[{g}]: unknown node or role {member!r}; "
                             f"allowed: {', '.join(allowed)}"
                         )
+        span_s = self.scenario.warmup_s + duration + self.scenario.drain_s
+        if self.checker.bucket_ms > 0 and span_s * 1000 / self.checker.bucket_ms > MAX_BUCKETS:
+            problems.append(
+                f"checker.bucket_ms: {self.checker.bucket_ms:g} ms gives "
+                f"{span_s * 1000 / self.checker.bucket_ms:,.0f} buckets over the run "
+                f"({span_s:g} s with warm-up and drain); allowed: at most {MAX_BUCKETS:,}, "
+                f"i.e. bucket_ms >= {span_s * 1000 / MAX_BUCKETS:.3g}, or 0 (automatic)"
+            )
+        if self.nemesis.enabled and duration / self.nemesis.mean_interval_s > MAX_NEMESIS_FAULTS:
+            problems.append(
+                f"nemesis.mean_interval_s: {self.nemesis.mean_interval_s:g} s gives about "
+                f"{duration / self.nemesis.mean_interval_s:,.0f} faults in {duration:g} s; "
+                f"allowed: at most {MAX_NEMESIS_FAULTS:,}, i.e. mean_interval_s >= "
+                f"{duration / MAX_NEMESIS_FAULTS:.3g}"
+            )
         for t in self.nemesis.targets if self.nemesis.enabled else []:
             if t not in names and t not in roles:
                 problems.append(

@@ -167,3 +167,40 @@ def test_missing_include_is_named(tmp_path) -> None:
     (tmp_path / "s.toml").write_text('include = ["nope.toml"]\n')
     with pytest.raises(ScenarioError, match=r"include: no file 'nope\.toml' next to it"):
         load_scenario(str(tmp_path / "s.toml"))
+
+
+def test_a_bucket_too_small_for_the_run_is_refused_with_the_smallest_allowed() -> None:
+    (line,) = problems({"scenario": {"duration_s": 3600}, "checker": {"bucket_ms": 1}})
+    assert line.startswith("checker.bucket_ms: 1 ms gives ")
+    assert "allowed: at most 200,000" in line
+    # a bucket above the smallest allowed one it names is accepted
+    load_scenario({"scenario": {"duration_s": 3600}, "checker": {"bucket_ms": 50}})
+
+
+def test_a_nemesis_that_would_inject_more_faults_than_allowed_is_refused() -> None:
+    (line,) = problems(
+        {
+            "scenario": {"duration_s": 3600},
+            "nemesis": {"enabled": True, "mean_interval_s": 0.1, "targets": ["server"]},
+        }
+    )
+    assert line.startswith("nemesis.mean_interval_s: 0.1 s gives about 36,000 faults")
+    # a disabled nemesis is not checked: its interval never fires
+    load_scenario({"scenario": {"duration_s": 3600}, "nemesis": {"mean_interval_s": 0.1}})
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("network", "tcp_rto_ms", 0.001),
+        ("network", "bandwidth_mbps", 1e9),
+        ("disk", "write_mb_s", 1e9),
+        ("workload", "think_time_ms", 1e12),
+        ("checker", "hold_buckets", 10**9),
+    ],
+)
+def test_periods_and_sizes_outside_their_documented_range_are_named(
+    section: str, field: str, value: float
+) -> None:
+    (line,) = problems({section: {field: value}})
+    assert line.startswith(f"{section}.{field}: {value!r} is not allowed: Input should be")
