@@ -146,6 +146,14 @@ class Replication:
             and self.net.reachable(replica.name, master.name)
         ):
             if link.connected:
+                # what had reached the replica before the cut is applied (the link is only
+                # looked at every REPL_TICK_MS; WAIT counted those writes as acknowledged)
+                down = self.net.link(master.name, replica.name)
+                if not down.cut_count:
+                    down = self.net.link(replica.name, master.name)
+                arrived_by = down.cut_since_ms - self._delay(master, replica)
+                if link.epoch == self.epoch and link.syncing_until == -np.inf:
+                    link.offset = max(link.offset, self.sent_by(arrived_by))
                 link.connected = False
                 self.ctx.event("replica_disconnected", replica.name, master=master.name)
             return

@@ -157,3 +157,65 @@ def sim_ack_latency_ms(real_config: Mapping[str, str | int], rate_per_s: float =
     spec = scenario(real_config, duration_s=5.0, rate_per_s=rate_per_s, drain_s=1.0)
     result, _ = simulate(spec)
     return float(result.summary["latency_ms"]["ack"]["p50"])
+
+
+def sim_replication_failover_loss(
+    *,
+    wait_timeout_ms: float | None,
+    cut_at_s: float = 2.0,
+    kill_at_s: float = 2.8,
+    rate_per_s: float = 100.0,
+) -> LossOutcome:
+    """The real replication case through the model: a primary, one replica, three sentinels.
+
+    The real test freezes the replica and then fills the primary's output buffer so that every
+    later write stays in the dying primary's memory. The model's network has no socket-buffer
+    limit (a paused node receives everything on resume), so the same condition is made directly:
+    the replica's link is cut at `cut_at_s` (the stream waits in the primary), the primary
+    crashes at `kill_at_s` and the sentinels promote the replica, as the real test's
+    REPLICAOF NO ONE does. Writes are labelled `before:ID` (sent before the cut) and
+    `during:ID` (sent between the cut and the crash), like the real test's keys.
+    """
+    redis: dict[str, Any] = {
+        "replicas": 1,
+        "sentinel": {"count": 3, "quorum": 2, "down_after_milliseconds": 1000},
+    }
+    if wait_timeout_ms is not None:
+        redis["client"] = {"wait_replicas": 1, "wait_timeout_ms": wait_timeout_ms}
+    faults = [
+        {
+            "at_s": cut_at_s,
+            "kind": "partition",
+            "groups": [["replica1"], ["primary"]],
+            "duration_s": 10.0,
+        },
+        {"at_s": kill_at_s, "kind": "crash", "target": "primary", "duration_s": 30.0},
+    ]
+    spec = scenario(
+        {"save": "", "appendonly": "no"},
+        duration_s=kill_at_s + 3.0,
+        rate_per_s=rate_per_s,
+        faults=faults,
+        redis_extra=redis,
+    )
+    result, messages = simulate(spec)
+    messages = messages[messages["fate"] != "superseded"]
+    sent = messages["intended_ms"]
+    phase = pd.Series("after", index=messages.index)
+    phase[sent < kill_at_s * 1000.0] = "during"
+    phase[sent < cut_at_s * 1000.0] = "before"
+    messages = messages[phase != "after"]
+    labels = phase[messages.index] + ":" + messages["id"].astype(str)
+    acked = messages["status"] == "acked"
+    outcome = LossOutcome(
+        acknowledged=labels[acked].tolist(),
+        indeterminate=labels[messages["status"] == "indeterminate"].tolist(),
+        lost=labels[acked & (messages["fate"] == "lost")].tolist(),
+    )
+    failovers = event_times(result, "failover")
+    outcome.notes.update(
+        sent={p: int((phase == p).sum()) for p in ("before", "during")},
+        failover_ms=failovers,
+        causes=sorted(set(messages.loc[messages["fate"] == "lost", "cause"])),
+    )
+    return outcome

@@ -13,6 +13,7 @@ from __future__ import annotations
 import pytest
 from redis_cases import replication_failover_loss, wait_until
 from redis_server import RedisFactory, RedisServer
+from redis_sim import sim_replication_failover_loss
 
 pytestmark = pytest.mark.real_redis
 
@@ -64,3 +65,34 @@ def test_with_wait_no_write_acknowledged_by_a_replica_is_lost(
     # while it is frozen WAIT returns 0 after its timeout: indeterminate, not acknowledged
     # (R3: the primary had still applied and replied OK to each of them)
     assert sorted(outcome.indeterminate) == sorted(f"during:{i}" for i in range(DURING))
+
+
+# --- the same two cases through the model (no redis-server needed) ------------------------------
+def _phase(labels: list[str], phase: str) -> list[str]:
+    return [label for label in labels if label.startswith(f"{phase}:")]
+
+
+def test_sim_failover_loses_the_acknowledged_writes_the_replica_had_not_received() -> None:
+    outcome = sim_replication_failover_loss(wait_timeout_ms=None)
+    assert len(outcome.notes["failover_ms"]) == 1, outcome.notes  # the replica was promoted
+    sent = outcome.notes["sent"]
+    assert sent["before"] > 0 and sent["during"] > 0, sent
+    # as on the real server: every write is acknowledged (no WAIT), those the replica had
+    # before the cut survive, and every one acknowledged after it dies with the primary
+    assert not outcome.indeterminate
+    assert _phase(outcome.lost, "before") == []
+    assert sorted(outcome.lost) == sorted(_phase(outcome.acknowledged, "during"))
+    assert len(_phase(outcome.acknowledged, "during")) == sent["during"]
+    assert outcome.notes["causes"] == ["discarded_on_failover"]
+
+
+def test_sim_with_wait_no_write_acknowledged_by_a_replica_is_lost() -> None:
+    outcome = sim_replication_failover_loss(wait_timeout_ms=50)
+    assert len(outcome.notes["failover_ms"]) == 1, outcome.notes
+    sent = outcome.notes["sent"]
+    # while the replica follows, WAIT 1 returns 1: acknowledged, and none of them is lost
+    assert sorted(outcome.acknowledged) == sorted(_phase(outcome.acknowledged, "before"))
+    assert len(outcome.acknowledged) == sent["before"]
+    assert outcome.lost == []
+    # while the replica is cut off WAIT returns 0 after its timeout: indeterminate
+    assert len(_phase(outcome.indeterminate, "during")) == sent["during"]
