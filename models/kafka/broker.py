@@ -452,6 +452,8 @@ class Broker(LeaderProduce, Node):
 
     def _retention(self, now: float) -> None:
         topic = self.model.config.topic
+        if topic.cleanup_policy == "compact":
+            return  # a compacted topic is cleaned by the log cleaner, never deleted (compaction.py)
         for rep in self.replicas.values():
             removed = rep.log.delete_old_segments(now, topic.retention_ms, topic.retention_bytes)
             if not removed:

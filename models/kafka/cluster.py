@@ -19,6 +19,7 @@ import numpy as np
 from models.kafka import consumer as consumers_mod
 from models.kafka import invariants as kafka_invariants
 from models.kafka.broker import Broker
+from models.kafka.compaction import Cleaner
 from models.kafka.consumer import Consumer
 from models.kafka.controller import Controller
 from models.kafka.facts import Facts
@@ -58,6 +59,7 @@ class KafkaModel(SystemModel):
         self._feeding = False
         self._sample_ms = ctx.env.now
         self._sticky_bytes: dict[int, int] = {}
+        self.cleaner: Cleaner | None = None  # cleanup.policy=compact (compaction.py)
 
     # --- building ---------------------------------------------------------------------------------
     def build(self) -> None:
@@ -87,6 +89,8 @@ class KafkaModel(SystemModel):
         for producer in self.producers:
             producer.set_leaders(leaders)
         self.group.start()
+        if cfg.topic.cleanup_policy == "compact":
+            self.cleaner = Cleaner(self)
 
     # --- workload ---------------------------------------------------------------------------------
     def start_workload(self) -> None:

@@ -74,6 +74,25 @@ class TopicConfig(_Section):
     segment_ms: float = Field(
         604_800_000.0, gt=0, description="segment.ms: the active segment rolls after this age."
     )
+    cleanup_policy: Literal["delete", "compact"] = Field(
+        "delete",
+        description="cleanup.policy: delete (retention removes old segments) or compact (the log "
+        "cleaner keeps the latest record per key in closed segments; no time or size retention).",
+    )
+    min_cleanable_dirty_ratio: float = Field(
+        0.5,
+        ge=0.0,
+        le=1.0,
+        description="min.cleanable.dirty.ratio: the cleaner compacts a log once the records "
+        "written since its last pass are at least this share of the log (the model counts "
+        "records, Kafka bytes).",
+    )
+    delete_retention_ms: float = Field(
+        86_400_000.0,
+        ge=0,
+        description="delete.retention.ms: a tombstone (null value) is removed by the first "
+        "cleaning pass this long after the pass that first cleaned it (1 day).",
+    )
 
 
 class BrokerConfig(_Section):
@@ -173,6 +192,12 @@ class BrokerConfig(_Section):
         description="offsets.topic.replication.factor: replicas of __consumer_offsets "
         "(capped at the number of brokers).",
     )
+    log_cleaner_backoff_ms: float = Field(
+        15_000.0,
+        gt=0,
+        description="log.cleaner.backoff.ms: the log cleaner checks the compacted logs for one "
+        "dirty enough this often.",
+    )
     # --- model parameters (not Kafka settings) ---
     request_cpu_ms: float = Field(
         0.02,
@@ -262,6 +287,15 @@ class ProducerConfig(_Section):
         description="default: records are keyed, partition = hash(key) % partitions (Kafka's "
         "murmur2); sticky: records sent without key, stick to one partition per batch (KIP-794) "
         "so per-key order is not kept.",
+    )
+
+    tombstone_ratio: float = Field(
+        0.0,
+        ge=0.0,
+        le=1.0,
+        description="Model parameter: share of records sent with a null value (a delete of their "
+        "key, a tombstone), chosen by a hash of the message id; matters with "
+        "cleanup_policy = compact.",
     )
 
     @field_validator("acks", mode="before")

@@ -43,6 +43,10 @@ class Processing:
             self.fetch(cursor, arrival)
             return
         ids = log.ids(pieces)
+        cleaner = self.model.cleaner
+        if cleaner is not None:
+            # a compacted log: records the cleaner removed are not in the answer (id -1)
+            ids = cleaner.visible(cursor.partition, pieces, ids)
         proc = self.processing_ms * self.slowdown
         start = arrival if arrival > self.busy_until else self.busy_until
         if proc <= 0.0:
@@ -50,10 +54,17 @@ class Processing:
             first = last = next_send = start
         else:
             polls = self.cfg.max_poll_records
-            times = start + proc * np.arange(1, n + 1, dtype=np.float64)
-            first, last = float(times[0]), float(times[-1])
             last_poll = n % polls or polls
-            next_send = start + proc * (n - last_poll)
+            if cleaner is None or ids[ids < 0].shape[0] == 0:
+                times = start + proc * np.arange(1, n + 1, dtype=np.float64)
+                next_send = start + proc * (n - last_poll)
+            else:  # removed records take no processing time
+                done = np.cumsum(ids >= 0)
+                times = start + proc * done.astype(np.float64)
+                next_send = (
+                    start + proc * float(done[n - last_poll - 1]) if n > last_poll else start
+                )
+            first, last = float(times[0]), float(times[-1])
         self.busy_until = last
         epoch = pieces[-1][3]
         offset = cursor.fetch_offset
@@ -104,17 +115,29 @@ class Processing:
 
     def _deliver(self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int, base: int) -> None:
         """Processed: records an earlier owner had processed too are redeliveries."""
-        facts = self.model.facts
         if self.cfg.exactly_once:
             times = self._visible_times(times, offset, base)
         k = min(ids.shape[0], cursor.redeliver_until - offset)
         if k > 0:
             head = times[:k] if np.ndim(times) else times
-            facts.deliver(ids[:k], head, cursor.redeliver_cause)
+            self._record(ids[:k], head, cursor.redeliver_cause)
             ids = ids[k:]
             times = times[k:] if np.ndim(times) else times
         if ids.shape[0]:
-            facts.deliver(ids, times)
+            self._record(ids, times, None)
+
+    def _record(self, ids: np.ndarray, times: Any, dup_cause: str | None) -> None:
+        """Hand deliveries to the facts (records a cleaner removed before the fetch are not)."""
+        if self.model.cleaner is not None and ids.min() < 0:
+            keep = ids >= 0
+            ids = ids[keep]
+            times = times[keep] if np.ndim(times) else times
+            if not ids.shape[0]:
+                return
+        if dup_cause is None:
+            self.model.facts.deliver(ids, times)
+        else:
+            self.model.facts.deliver(ids, times, dup_cause)
 
     def _visible_times(self, times: Any, offset: int, base: int) -> Any:
         """exactly_once: a record becomes visible (read_committed) when its poll's transaction
