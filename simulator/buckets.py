@@ -13,6 +13,8 @@ import pandas as pd
 if TYPE_CHECKING:
     from simulator.context import RunContext
 
+_CHUNK = 1 << 20  # elements per step of the chunked loops (bounded temporaries)
+
 
 def grouped_quantiles(
     groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]
@@ -20,11 +22,14 @@ def grouped_quantiles(
     """Quantiles of `values` per group (numpy's linear interpolation), never a loop per value.
 
     Returns (quantiles of shape (len(qs), n_groups), NaN for empty groups; count per group).
-    Values are grouped by a stable (radix) sort, then each non-empty group is sorted in place:
-    cheaper than one lexsort over everything, and groups are time buckets, a few hundred.
+    Values are grouped by a stable (radix) sort, then each non-empty group is partially sorted
+    in place: cheaper than one lexsort over everything, and groups are time buckets, a few
+    hundred.
     """
     out = np.full((len(qs), n_groups), np.nan)
-    counts = np.bincount(groups, minlength=n_groups)[:n_groups]
+    counts = np.zeros(n_groups, dtype=np.int64)
+    for start in range(0, groups.size, _CHUNK):  # bincount copies to intp: in chunks
+        counts += np.bincount(groups[start : start + _CHUNK], minlength=n_groups)[:n_groups]
     if values.size == 0:
         return out, counts
     if groups.size < 2 or bool((groups[1:] >= groups[:-1]).all()):
@@ -35,15 +40,24 @@ def grouped_quantiles(
         ordered = values[np.argsort(narrow, kind="stable")]
     ends = np.cumsum(counts)
     starts = ends - counts
-    several = np.flatnonzero(counts > 1)
-    for begin, end in zip(starts[several].tolist(), ends[several].tolist(), strict=True):
-        ordered[begin:end].sort()
     has = counts > 0
     first, last = starts[has], ends[has] - 1
-    for i, q in enumerate(qs):
+    reads = []  # (lower index, upper index, position) of each quantile in every non-empty group
+    for q in qs:
         pos = first + q * (counts[has] - 1)
         lo = np.floor(pos).astype(np.int64)
-        hi = np.minimum(lo + 1, last)
+        reads.append((lo, np.minimum(lo + 1, last), pos))
+    # only the order statistics the quantiles read are put in place: a partial sort per group
+    # (introselect, linear time) gives the same values as a full sort
+    wanted = np.unique(np.concatenate([np.r_[lo, hi] for lo, hi, _ in reads]))
+    several = np.flatnonzero(counts > 1)
+    begins, stops = starts[several], ends[several]
+    cuts = np.searchsorted(wanted, begins).tolist()
+    cut_ends = np.searchsorted(wanted, stops).tolist()
+    for begin, end, a, b in zip(begins.tolist(), stops.tolist(), cuts, cut_ends, strict=True):
+        if b > a:
+            ordered[begin:end].partition(wanted[a:b] - begin)
+    for i, (lo, hi, pos) in enumerate(reads):
         out[i, has] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
     return out, counts
 
@@ -84,12 +98,37 @@ class Grid:
         ok = (raw >= 0) & (raw < self.n)  # NaN compares False
         return raw[ok].astype(np.int32), ok
 
+    def bucket_of(self, times: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
+        """Bucket of every time, -1 outside the grid or NaN; int16 when the grid allows.
+
+        Computed in chunks, so its float temporaries stay small: 2 bytes a message in all.
+        """
+        dtype = np.int16 if self.n < np.iinfo(np.int16).max else np.int32
+        out = np.empty(times.size, dtype=dtype)
+        for start in range(0, times.size, chunk):
+            raw = np.subtract(times[start : start + chunk], self.start_ms, dtype=np.float64)
+            raw /= self.bucket_ms
+            np.floor(raw, out=raw)
+            raw[~((raw >= 0) & (raw < self.n))] = -1  # NaN compares False
+            out[start : start + raw.size] = raw
+        return out
+
+    def count_buckets(
+        self, buckets: np.ndarray, where: np.ndarray | None = None, chunk: int = _CHUNK
+    ) -> np.ndarray:
+        """Counts per bucket of `bucket_of` indices (-1 skipped), optionally only `where`."""
+        total = np.zeros(self.n + 1, dtype=np.int64)
+        for start in range(0, buckets.size, chunk):
+            part = buckets[start : start + chunk]
+            if where is not None:
+                part = part[where[start : start + chunk]]
+            total += np.bincount(part.astype(np.intp) + 1, minlength=self.n + 1)
+        return total[1:]
+
     def count(self, times: np.ndarray) -> np.ndarray:
         return np.bincount(self.index(times)[0], minlength=self.n)
 
-    def count_offset(
-        self, base: np.ndarray, offset: np.ndarray, chunk: int = 1 << 20
-    ) -> np.ndarray:
+    def count_offset(self, base: np.ndarray, offset: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
         """Counts per bucket of `base + offset` (NaN offsets skipped), in chunks: no full copy."""
         total = np.zeros(self.n, dtype=np.int64)
         for start in range(0, base.size, chunk):
@@ -105,16 +144,26 @@ class BucketLatency:
     intended times are read back from the history only when a fault needs them.
     """
 
-    def __init__(self, grid: Grid, intended: np.ndarray, latency: np.ndarray):
+    def __init__(
+        self,
+        grid: Grid,
+        intended: np.ndarray,
+        latency: np.ndarray,
+        intended_bucket: np.ndarray | None = None,
+    ):
+        """`intended_bucket`: `grid.bucket_of(intended)` if the caller has it (shared)."""
         self.finite = ~np.isnan(latency)
         self._intended = intended
         self.values = latency[self.finite]
-        bucket, inside = grid.index(intended[self.finite])
-        self.bucket = np.full(self.values.size, -1, dtype=np.int32)
-        self.bucket[inside] = bucket
-        (self.p50, self.p99), self.samples = grouped_quantiles(
-            bucket, self.values[inside], grid.n, (0.5, 0.99)
-        )
+        if intended_bucket is None:
+            intended_bucket = grid.bucket_of(intended)
+        self.bucket = intended_bucket[self.finite]  # -1: outside the grid
+        inside = self.bucket >= 0
+        if inside.all():
+            bucket, values = self.bucket, self.values
+        else:
+            bucket, values = self.bucket[inside], self.values[inside]
+        (self.p50, self.p99), self.samples = grouped_quantiles(bucket, values, grid.n, (0.5, 0.99))
 
     @functools.cached_property
     def intended(self) -> np.ndarray:

@@ -47,8 +47,11 @@ OFFSET_RESET_LATEST = "offset_reset_latest"
 class Facts:
     """Acknowledgements and deliveries on their way to the history, plus loss candidates."""
 
-    def __init__(self, history: History):
+    def __init__(self, history: History, stream_of_key: np.ndarray | None = None):
+        """`stream_of_key`: for each key, the only stream its records travel in (producer x
+        partition), if there is one; lets deliveries reach the history in id order."""
         self.history = history
+        self.stream_of_key = stream_of_key
         self._ack_ids: list[np.ndarray] = []
         self._ack_t: list[np.ndarray | float] = []
         self._ack_n = 0
@@ -104,6 +107,13 @@ class Facts:
             return
         ids, times = _concat(self._dlv_ids, self._dlv_t)
         self._dlv_ids, self._dlv_t, self._dlv_n = [], [], 0
+        streams = self.stream_of_key
+        if streams is not None and ids.shape[0] > 1 and not bool((ids[1:] > ids[:-1]).all()):
+            keys = self.history.key[ids]
+            if int(keys.max()) < streams.shape[0]:
+                order = id_order(ids, streams[keys])
+                if order is not None:
+                    ids, times = ids[order], times[order]
         self.history.deliver(ids, times, dup_cause=self._dlv_cause)
 
     # --- loss ---------------------------------------------------------------------------------
@@ -142,9 +152,36 @@ def _concat(
     ids: list[np.ndarray], times: list[np.ndarray | float]
 ) -> tuple[np.ndarray, np.ndarray]:
     all_ids = np.concatenate(ids) if len(ids) > 1 else ids[0]
-    parts = [
-        np.full(i.shape[0], t) if np.ndim(t) == 0 else np.asarray(t, dtype=np.float64)
-        for i, t in zip(ids, times, strict=True)
-    ]
-    all_t = np.concatenate(parts) if len(parts) > 1 else parts[0]
+    if not any(isinstance(t, np.ndarray) for t in times):
+        # one time per chunk (answers): one repeat instead of an array per chunk
+        lengths = [i.shape[0] for i in ids]
+        all_t = np.repeat(np.array(times, dtype=np.float64), lengths)
+    else:
+        parts = [
+            np.full(i.shape[0], t) if np.ndim(t) == 0 else np.asarray(t, dtype=np.float64)
+            for i, t in zip(ids, times, strict=True)
+        ]
+        all_t = np.concatenate(parts) if len(parts) > 1 else parts[0]
     return all_ids.astype(np.int64, copy=False), all_t
+
+
+def id_order(ids: np.ndarray, streams: np.ndarray) -> np.ndarray | None:
+    """A permutation putting `ids` in increasing order, if it keeps the order within every stream.
+
+    Why: the history records a batch of deliveries whose ids increase in one cheap pass; in any
+    other order it groups them by key to count out-of-order deliveries (a sort per flush).
+    Reordering across streams changes nothing it counts when every key belongs to one stream
+    (a producer's records of one partition) and each stream's ids already increase: then no
+    key is out of order inside the batch either way. Returns None otherwise (repeated ids, or a
+    stream out of order): the history then sees the recording order.
+    """
+    order = np.argsort(ids, kind="stable")  # a merge of increasing runs
+    ordered = ids[order]
+    if not bool((ordered[1:] > ordered[:-1]).all()):
+        return None
+    in_id_order = streams[order]
+    by_stream = np.argsort(in_id_order, kind="stable")
+    positions = order[by_stream]
+    grouped = in_id_order[by_stream]
+    ok = (positions[1:] > positions[:-1]) | (grouped[1:] != grouped[:-1])
+    return order if bool(ok.all()) else None
