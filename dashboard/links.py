@@ -247,3 +247,26 @@ class CompareRequest:
         if seed is None or seed < 0:
             seed = load_scenario(names[0]).scenario.seed
         return cls(names[0], seed, tuple(variants), tuple(query.get("claim", [])))
+
+
+def new_run_link(
+    query: QueryParams, state: Any, link_key: str, error_key: str
+) -> RunRequest | None:
+    """The run an opened URL describes, if this session did not write that URL itself.
+
+    `state` is the session state: `link_key` remembers the query last read or written (so a
+    page's own URL is not followed again), `error_key` receives the problems of a link that does
+    not describe a valid run. Returns None when there is nothing new to follow.
+    """
+    if not query or query == state.get(link_key):
+        return None
+    state[link_key] = query
+    state.pop(error_key, None)
+    try:
+        request = RunRequest.from_query(query)
+        if request is not None:
+            request.spec()
+    except ScenarioError as exc:
+        state[error_key] = exc.problems
+        return None
+    return request

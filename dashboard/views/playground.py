@@ -38,17 +38,7 @@ FAULTS_SHOWN = "playground.faults_shown"  # per scenario: the fault rows the gri
 def follow_link() -> None:
     """A URL this session did not write (an opened link): show the run it describes."""
     query = links.query_dict(st.query_params)
-    if not query or query == st.session_state.get(LINK_STATE):
-        return
-    st.session_state[LINK_STATE] = query
-    st.session_state.pop(LINK_ERROR, None)
-    try:
-        request = links.RunRequest.from_query(query)
-        if request is not None:
-            request.spec()
-    except ScenarioError as exc:
-        st.session_state[LINK_ERROR] = exc.problems
-        return
+    request = links.new_run_link(query, st.session_state, LINK_STATE, LINK_ERROR)
     if request is None:
         return
     st.session_state[SCENARIO_KEY] = request.scenario

@@ -54,17 +54,7 @@ def follow_link() -> None:
     """A URL this session did not write: show the run (and moment) it describes."""
     query = links.query_dict(st.query_params)
     run_query = {k: v for k, v in query.items() if k != "t"}
-    if not run_query or run_query == st.session_state.get(LINK_STATE):
-        return
-    st.session_state[LINK_STATE] = run_query
-    st.session_state.pop(LINK_ERROR, None)
-    try:
-        request = links.RunRequest.from_query(run_query)
-        if request is not None:
-            request.spec()
-    except ScenarioError as exc:
-        st.session_state[LINK_ERROR] = exc.problems
-        return
+    request = links.new_run_link(run_query, st.session_state, LINK_STATE, LINK_ERROR)
     if request is None:
         return
     st.session_state[REQUEST_STATE] = request
