@@ -19,7 +19,7 @@ import numpy as np
 from models.kafka import consumer as consumers_mod
 from models.kafka import invariants as kafka_invariants
 from models.kafka.broker import Broker
-from models.kafka.compaction import Cleaner
+from models.kafka.compaction import Cleaner, cleaner_summary
 from models.kafka.consumer import Consumer
 from models.kafka.controller import Controller
 from models.kafka.facts import Facts
@@ -27,6 +27,7 @@ from models.kafka.group import Group
 from models.kafka.partition import PartitionShared
 from models.kafka.producer import Producer
 from models.kafka.store import RECORD_OVERHEAD_BYTES, RecordStore
+from models.kafka.transactions import Transactions, transactions_summary
 from simulator.model import InvariantViolation, SystemModel
 from simulator.node import UP
 from simulator.workload import make_workload
@@ -61,6 +62,7 @@ class KafkaModel(SystemModel):
         self._sample_ms = ctx.env.now
         self._sticky_bytes: dict[int, int] = {}
         self.cleaner: Cleaner | None = None  # cleanup.policy=compact (compaction.py)
+        self.transactions: Transactions | None = None  # consumer.exactly_once (transactions.py)
 
     # --- building ---------------------------------------------------------------------------------
     def build(self) -> None:
@@ -93,9 +95,11 @@ class KafkaModel(SystemModel):
             broker.start()
         for producer in self.producers:
             producer.set_leaders(leaders)
-        self.group.start()
         if cfg.topic.cleanup_policy == "compact":
             self.cleaner = Cleaner(self)
+        if cfg.consumer.exactly_once:
+            self.transactions = Transactions(self)
+        self.group.start()  # after the transactions: the first owners fence their ids
 
     # --- workload ---------------------------------------------------------------------------------
     def start_workload(self) -> None:
@@ -222,6 +226,8 @@ class KafkaModel(SystemModel):
         self.settle_all()
         if self.consumers and self.group.rebalancing:
             return False
+        if self.transactions is not None and not self.transactions.settled():
+            return False
         if self._feeding or any(not p.idle() for p in self.producers):
             return False
         for p in range(self.config.topic.partitions):
@@ -304,6 +310,10 @@ class KafkaModel(SystemModel):
             "rebalances": group.rebalances - 1 if group.rebalances else 0,  # not the initial one
             "unowned_partition_ms": round(group.unowned_partition_ms, 3),
             "offset_commits_failed": group.commits_failed,
+            # transactions (zeros without exactly_once) and the log cleaner (zeros without
+            # compaction): the keys are always there, so variants can be compared
+            **transactions_summary(self.transactions),
+            **cleaner_summary(self.cleaner),
         }
 
     def check_invariants(self) -> None:

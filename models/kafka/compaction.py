@@ -174,3 +174,11 @@ class Cleaner:
         out = np.array(ids, dtype=np.int32, copy=True)
         out[gone] = -1
         return out
+
+
+def cleaner_summary(cleaner: Cleaner | None) -> dict[str, int]:
+    """The cleaner's counts for the model summary (zeros for a topic that is not compacted)."""
+    return {
+        "records_compacted": cleaner.compacted_records if cleaner is not None else 0,
+        "tombstones_removed": cleaner.tombstones_removed if cleaner is not None else 0,
+    }

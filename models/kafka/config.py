@@ -198,6 +198,24 @@ class BrokerConfig(_Section):
         description="log.cleaner.backoff.ms: the log cleaner checks the compacted logs for one "
         "dirty enough this often.",
     )
+    transaction_state_log_num_partitions: int = Field(
+        50,
+        ge=1,
+        description="transaction.state.log.num.partitions: a transactional.id's coordinator leads "
+        "partition hash(transactional.id) % this of __transaction_state.",
+    )
+    transaction_state_log_replication_factor: int = Field(
+        3,
+        ge=1,
+        description="transaction.state.log.replication.factor: replicas of __transaction_state "
+        "(capped at the number of brokers).",
+    )
+    transaction_abort_timed_out_transaction_cleanup_interval_ms: float = Field(
+        10_000.0,
+        gt=0,
+        description="transaction.abort.timed.out.transaction.cleanup.interval.ms: how often the "
+        "transaction coordinator aborts transactions older than their transaction.timeout.ms.",
+    )
     # --- model parameters (not Kafka settings) ---
     request_cpu_ms: float = Field(
         0.02,
@@ -388,10 +406,23 @@ class ConsumerConfig(_Section):
     exactly_once: bool = Field(
         False,
         description="Model parameter: the application is a consume-transform-produce loop with "
-        "a transactional producer (transactional.id set; one transaction per poll: its output "
-        "and sendOffsetsToTransaction commit atomically) read downstream with "
-        "isolation.level=read_committed. A record counts as delivered when its transaction "
-        "commits; a crash aborts the open transaction. Needs enable_auto_commit = false.",
+        "a transactional producer (transactional.id per consumer; one transaction per poll: "
+        "its output records and sendOffsetsToTransaction commit or abort together, through a "
+        "transaction coordinator and markers). Deliveries are what the downstream reader of the "
+        "output topic sees (output_isolation_level). Needs enable_auto_commit = false.",
+    )
+    output_isolation_level: Literal["read_committed", "read_uncommitted"] = Field(
+        "read_committed",
+        description="Model parameter: isolation.level of the downstream reader of the pipeline's "
+        "output topic (with exactly_once). read_committed reads below the last stable offset "
+        "and skips aborted records; read_uncommitted (Kafka's consumer default) reads up to the "
+        "high watermark, aborted records included.",
+    )
+    transaction_timeout_ms: float = Field(
+        60_000.0,
+        gt=0,
+        description="transaction.timeout.ms of the pipeline's transactional producer: the "
+        "coordinator aborts a transaction left open this long (its producer crashed).",
     )
     manual_commit: ManualCommit = Field(
         "sync_after_processing",

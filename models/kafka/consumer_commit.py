@@ -2,7 +2,8 @@
 
 The position of a partition advances as records are processed; what a commit stores follows the
 commit mode: the end of the last fully processed poll (auto-commit, manual commit after
-processing) or the end of the poll being processed (commit before processing).
+processing) or the end of the poll being processed (commit before processing). With
+`exactly_once` nothing is committed here: each poll's transaction carries its offsets.
 """
 
 from __future__ import annotations
@@ -49,6 +50,8 @@ class Committing:
         return floor, (epoch if floor > offset else cursor.position_epoch)
 
     def commit_all(self) -> None:
+        if self.cfg.exactly_once:
+            return  # offsets are committed by the poll's transaction (transactions.py)
         group = self.model.group
         for p, cursor in self.cursors.items():
             group.commit(self, p, *self.commit_offset(cursor))
@@ -59,8 +62,10 @@ class Committing:
         if cursor is None:
             return
         self.flush(self.env.now)
-        if commit and (
-            self.cfg.enable_auto_commit or self.cfg.manual_commit != "before_processing"
+        if (
+            commit
+            and not self.cfg.exactly_once  # the poll's transaction commits its offsets
+            and (self.cfg.enable_auto_commit or self.cfg.manual_commit != "before_processing")
         ):
             # onPartitionsRevoked: auto-commit (and a careful application) commits the position
             self.model.group.commit(self, p, cursor.position, cursor.position_epoch)

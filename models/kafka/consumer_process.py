@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.kafka.consumer_cursor import IDLE, INF, Cursor
+from models.kafka.facts import DUP_PRODUCER_RETRY
 from simulator.node import UP
 
 if TYPE_CHECKING:
@@ -78,45 +79,69 @@ class Processing:
         """Deliveries done by `now` go to the history; the position advances with them."""
         group = self.model.group
         manual = not self.cfg.enable_auto_commit
-        exactly_once = self.cfg.exactly_once
-        polls = self.cfg.max_poll_records
+        transactional = self.cfg.exactly_once
         for p, cursor in self.cursors.items():
             pending = cursor.pending
             moved = False
             while pending:
                 first, last, ids, times, offset, epoch, base = pending[0]
-                if last <= now:
-                    self._deliver(cursor, ids, times, offset, base)
-                    cursor.position = offset + ids.shape[0]
+                if first > now:
+                    break
+                k = ids.shape[0]
+                if last > now:
+                    k = int(np.searchsorted(times, now, side="right"))
+                head = times[:k] if np.ndim(times) else times
+                if transactional:
+                    stops = (base, offset + ids.shape[0])
+                    self._transform(cursor, ids[:k], head, offset, epoch, stops)
+                else:
+                    self._deliver(cursor, ids[:k], head, offset)
+                moved = True
+                if k == ids.shape[0]:
+                    cursor.position = offset + k
                     cursor.position_epoch = epoch
                     pending.popleft()
-                    moved = True
                     continue
-                if first <= now:
-                    k = int(np.searchsorted(times, now, side="right"))
-                    if exactly_once:
-                        # only whole polls: each is a transaction, committed when it ends
-                        k = base + ((offset + k - base) // polls) * polls - offset
-                        if k <= 0:
-                            break
-                    self._deliver(cursor, ids[:k], times[:k], offset, base)
-                    rest = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch, base)
-                    pending[0] = rest
-                    cursor.position = offset + k
-                    moved = True
+                pending[0] = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch, base)
+                cursor.position = offset + k
                 break
             if not pending and cursor.reset_to is not None:
                 cursor.position = cursor.reset_to
                 cursor.reset_to = None
             if moved:
                 group.note_processed(p, cursor.position)
-            if manual and self.state == UP:
+            if manual and not transactional and self.state == UP:
                 group.commit(self, p, *self.commit_offset(cursor))
 
-    def _deliver(self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int, base: int) -> None:
+    def _transform(
+        self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int, epoch: int, stops: tuple
+    ) -> None:
+        """exactly_once: processed records are sent to the output inside the poll's transaction;
+        a poll that ends commits its transaction with its end offset (transactions.py)."""
+        txns = self.model.transactions
+        polls = self.cfg.max_poll_records
+        base, entry_end = stops
+        rel = offset - base  # records of this answer before `ids`
+        done, k = 0, ids.shape[0]
+        while done < k:
+            # the poll holding record `done` ends at the next multiple of max.poll.records from
+            # the answer's first offset, or at the answer's end
+            poll_end = min(((rel + done) // polls + 1) * polls - rel, entry_end - offset)
+            stop = min(poll_end, k)
+            part = times[done:stop] if np.ndim(times) else times
+            cause = (
+                cursor.redeliver_cause
+                if offset + done < cursor.redeliver_until
+                else DUP_PRODUCER_RETRY
+            )
+            txns.send(self, cursor.partition, ids[done:stop], part, cause)
+            if stop == poll_end:
+                end_ms = float(part[-1]) if np.ndim(part) else float(part)
+                txns.commit(self, cursor.partition, offset + stop, epoch, end_ms)
+            done = stop
+
+    def _deliver(self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int) -> None:
         """Processed: records an earlier owner had processed too are redeliveries."""
-        if self.cfg.exactly_once:
-            times = self._visible_times(times, offset, base)
         k = min(ids.shape[0], cursor.redeliver_until - offset)
         if k > 0:
             head = times[:k] if np.ndim(times) else times
@@ -138,17 +163,6 @@ class Processing:
             self.model.facts.deliver(ids, times)
         else:
             self.model.facts.deliver(ids, times, dup_cause)
-
-    def _visible_times(self, times: Any, offset: int, base: int) -> Any:
-        """exactly_once: a record becomes visible (read_committed) when its poll's transaction
-        commits, i.e. when the last record of the poll is processed."""
-        if not np.ndim(times):
-            return times
-        polls = self.cfg.max_poll_records
-        n = times.shape[0]
-        rel = np.arange(offset - base, offset - base + n)
-        last_of_poll = np.minimum((rel // polls + 1) * polls, rel[-1] + 1) - 1 - (offset - base)
-        return times[last_of_poll]
 
     def withdraw(self) -> None:
         """Forget what was planned after now (fetches on their way, later processing)."""

@@ -31,7 +31,9 @@ Kafka's classic group protocol, simplified to what changes outcomes:
   than one per client checked at its poll) the offsets of the previous poll, and on revocation; manual commits
   commit each poll after processing it, or before. A new owner resumes at the committed offset:
   records between it and what the previous owner processed are delivered again (duplicates with
-  a cause), or, committed before processing and never processed, skipped.
+  a cause), or, committed before processing and never processed, skipped. With transactions
+  (`exactly_once`) the offsets are committed by each poll's transaction (transactions.py), and a
+  new owner fences the partition's transactional.id before it starts.
 """
 
 from __future__ import annotations
@@ -345,9 +347,8 @@ class Group:
                 continue
             cost += now - self.unowned_since[p]
             handed_out.append(p)
-            start, epoch, cause = self._start_offset(p, now)
-            consumers[name].take(p, start, epoch, self.processed.get(p, 0), cause)
             self.owner[p] = name
+            self._hand_over(p, consumers[name])
         for c in self.model.consumers:
             if c.name in target.values() or (c.state == UP and c.name not in self.left):
                 c.member_generation = self.generation
@@ -373,6 +374,32 @@ class Group:
             paused_partitions=handed_out,
             unowned_partition_ms=cost,
         )
+
+    def _hand_over(self, p: int, consumer: Consumer) -> None:
+        """The new owner starts at the committed offset. With transactions it first initialises
+        the partition's transactional.id (fencing and aborting what the old owner left open),
+        and waits while a commit is in flight: its offsets are pending (KIP-447)."""
+        txns = self.model.transactions
+        if txns is not None:
+            if txns.committing(p):
+                txns.when_decided(p, lambda: self._take_when_stable(p, consumer))
+                return
+            txns.fence(p, consumer)
+        start, epoch, cause = self._start_offset(p, self.env.now)
+        consumer.take(p, start, epoch, self.processed.get(p, 0), cause)
+
+    def _take_when_stable(self, p: int, consumer: Consumer) -> None:
+        if (
+            self.owner.get(p) == consumer.name
+            and consumer.state == UP
+            and p not in consumer.cursors
+        ):
+            self._hand_over(p, consumer)
+
+    def commit_transactional(self, p: int, offset: int, epoch: int) -> None:
+        """The COMMIT marker reached __consumer_offsets: the transaction's offsets count now
+        (the transaction coordinator checked the producer's epoch, not the member's)."""
+        self.committed[p] = (offset, epoch)
 
     def _start_offset(self, p: int, now: float) -> tuple[int, int, str]:
         """Where the new owner of `p` starts, and the cause of any redelivery it makes."""

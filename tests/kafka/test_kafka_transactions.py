@@ -1,0 +1,114 @@
+"""The transactional consume-transform-produce pipeline, judged on its output topic.
+
+Two consumers transform 3 input partitions into 3 output partitions, one transaction per poll
+(transactions.py). consumer0 is saturated (0.8 ms a record at 2000 records/s over its 2
+partitions) so a crash at 7 s always lands in the middle of a poll. A delivery is the downstream
+reader seeing the output record of an input message, so duplicates and loss are those of the
+output as that reader sees it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from kafka_helpers import events, messages, run_kafka, scenario
+
+from simulator.scenario import ScenarioError
+
+CONSUMER_CRASH = {"at_s": 7.0, "kind": "consumer_crash", "target": "a_consumer"}
+LEADER_CRASH = {"at_s": 5.0, "kind": "crash", "target": "leader", "duration_s": 4.0}
+
+
+def _pipeline(faults: list[dict[str, Any]], **settings: Any) -> Any:
+    base = {
+        "workload__consumers": 2,
+        "workload__processing_ms": 0.8,
+        "scenario__drain_s": 60.0,
+        "kafka__consumer__enable_auto_commit": False,
+        "kafka__consumer__exactly_once": True,
+    }
+    return run_kafka(scenario(faults, **{**base, **settings}))
+
+
+def _no_duplicates_no_loss(result: Any) -> None:
+    m = messages(result)
+    assert m["duplicates"] == 0, m
+    assert m["lost"] == 0 and m["skipped"] == 0 and m["in_flight"] == 0, m
+    assert m["delivered"] == m["produced"] - m["failed"] - m["indeterminate"], m
+
+
+@pytest.fixture(scope="module")
+def committed_after_crash() -> Any:
+    return _pipeline([CONSUMER_CRASH])
+
+
+def test_read_committed_output_has_no_duplicates_and_no_loss_after_a_consumer_crash(
+    committed_after_crash: Any,
+) -> None:
+    _no_duplicates_no_loss(committed_after_crash)
+    # not vacuous: the crash left a transaction open, with output records written, and the
+    # next owner of the partition fenced and aborted it
+    model = committed_after_crash.summary["model"]
+    assert model["transactions_aborted"] >= 1 and model["aborted_output_records"] > 0, model
+    aborted = events(committed_after_crash, "transaction_aborted")
+    assert "fenced_by_new_owner" in set(aborted["detail"].str.extract(r'"reason": "(\w+)"')[0])
+
+
+@pytest.mark.parametrize("broker", ["broker0", "broker1", "broker2"])
+def test_read_committed_output_has_no_duplicates_and_no_loss_when_a_broker_crashes(
+    broker: str,
+) -> None:
+    # each broker in turn: one of them leads the input partitions, one coordinates each
+    # transactional.id (__transaction_state), one coordinates the group
+    crash = {"at_s": 5.0, "kind": "crash", "target": broker, "duration_s": 4.0}
+    result = _pipeline([crash])
+    _no_duplicates_no_loss(result)
+    assert result.summary["model"]["transactions_committed"] > 0
+
+
+def test_read_committed_output_survives_a_broker_crash_then_a_consumer_crash() -> None:
+    _no_duplicates_no_loss(_pipeline([LEADER_CRASH, CONSUMER_CRASH]))
+
+
+def test_the_same_pipeline_without_transactions_has_duplicates() -> None:
+    m = messages(_pipeline([CONSUMER_CRASH], kafka__consumer__exactly_once=False))
+    assert m["duplicates_by_cause"].get("redelivered_after_consumer_crash", 0) > 0, m
+    assert m["lost"] == 0
+
+
+def test_read_uncommitted_reader_sees_the_aborted_records(committed_after_crash: Any) -> None:
+    result = _pipeline([CONSUMER_CRASH], kafka__consumer__output_isolation_level="read_uncommitted")
+    m = messages(result)
+    aborted = result.summary["model"]["aborted_output_records"]
+    assert aborted > 0
+    # every aborted output record was seen, then its input was processed again and committed:
+    # one extra delivery per aborted record, and nothing else
+    assert m["duplicates_by_cause"].get("aborted_read_uncommitted", 0) == aborted, m
+    assert m["duplicates"] == aborted
+    assert m["lost"] == 0 and m["in_flight"] == 0
+    # read_committed, same run otherwise, saw none of them
+    assert messages(committed_after_crash)["duplicates"] == 0
+
+
+def test_a_transaction_nobody_takes_over_is_aborted_by_the_timeout() -> None:
+    # one consumer, down from 5 s until the end of the measured phase: nobody fences its
+    # transactional.ids, the coordinator aborts its open transaction after transaction.timeout.ms
+    crash = {"at_s": 5.0, "kind": "consumer_crash", "target": "a_consumer", "duration_s": 5.0}
+    result = _pipeline(
+        [crash],
+        workload__consumers=1,
+        workload__processing_ms=0.3,
+        kafka__consumer__transaction_timeout_ms=2000.0,
+        kafka__broker__transaction_abort_timed_out_transaction_cleanup_interval_ms=1000.0,
+    )
+    reasons = set(
+        events(result, "transaction_aborted")["detail"].str.extract(r'"reason": "(\w+)"')[0]
+    )
+    assert "transaction_timeout" in reasons, reasons
+    _no_duplicates_no_loss(result)
+
+
+def test_a_bad_isolation_level_is_rejected_with_its_field() -> None:
+    with pytest.raises(ScenarioError, match="output_isolation_level"):
+        run_kafka(scenario(kafka__consumer__output_isolation_level="read_everything"))
