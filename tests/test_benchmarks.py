@@ -13,7 +13,12 @@ from benchmarks.harness import Measurement
 
 def test_every_benchmark_module_registers_without_error() -> None:
     registry = load_all()
-    assert {"dashboard_playground", "redis_kv_aof_everysec", "kafka_12m"} <= set(registry)
+    assert {
+        "dashboard_playground",
+        "scenario_library",
+        "redis_kv_aof_everysec",
+        "kafka_12m",
+    } <= set(registry)
 
 
 def test_playground_benchmark_splits_the_wait_into_simulate_check_and_figures() -> None:
