@@ -69,6 +69,17 @@ for _category, _name in _BUILTIN_CAUSES:
 IdsLike = np.ndarray | range | slice | int
 
 
+def _allocate(capacity: int, dtype: Any) -> np.ndarray:
+    """Zeroed capacity that costs no resident memory until written.
+
+    Large zeroed arrays come from fresh anonymous pages (calloc / mmap): the kernel maps a page
+    on its first write, and reading an untouched one maps the shared zero page. Capacity reserved
+    for messages never produced, and fields a run never writes (deliveries when nothing is
+    consumed), then cost no RSS (`np.full` would write, and so map, every page).
+    """
+    return np.zeros(capacity, dtype=dtype)
+
+
 class History:
     """Growable per-message arrays, indexed by message id (0, 1, 2, ... in production order)."""
 
@@ -85,6 +96,9 @@ class History:
         "deliveries": (np.uint16, 0),
     }
 
+    # (intended_ms and key are written by `produce` itself; the other fields start at 0)
+    _FILLED_AT_PRODUCE: ClassVar[tuple[str, ...]] = ("ack_lat", "deliver_lat")
+
     _intended_ms: np.ndarray
     _key: np.ndarray
     _ack_lat: np.ndarray
@@ -96,8 +110,8 @@ class History:
     def __init__(self, n_keys: int = 1, capacity: int = 1024):
         self.n = 0
         self._cap = max(16, capacity)
-        for name, (dtype, fill) in self._FIELDS.items():
-            setattr(self, "_" + name, np.full(self._cap, fill, dtype=dtype))
+        for name, (dtype, _fill) in self._FIELDS.items():
+            setattr(self, "_" + name, _allocate(self._cap, dtype))
         self.duplicates_by_cause: Counter[str] = Counter()
         self.out_of_order = 0
         self._max_delivered_id = np.full(max(1, n_keys), -1, dtype=np.int64)
@@ -150,8 +164,9 @@ class History:
 
     # recording ----------------------------------------------------------------
     def reserve(self, count: int) -> None:
-        """Make room for `count` messages at once (no repeated growth, lower peak memory)."""
-        self._grow(count)
+        """Make room for exactly `count` messages at once (no repeated growth, lower peak memory)."""
+        if count > self._cap:
+            self._resize(count)
 
     def _grow(self, need: int) -> None:
         if need <= self._cap:
@@ -159,9 +174,12 @@ class History:
         cap = self._cap
         while cap < need:
             cap = cap * 2 if cap < 1 << 22 else cap + (cap >> 1)
-        for name, (dtype, fill) in self._FIELDS.items():
+        self._resize(cap)
+
+    def _resize(self, cap: int) -> None:
+        for name, (dtype, _fill) in self._FIELDS.items():
             old = getattr(self, "_" + name)
-            new = np.full(cap, fill, dtype=dtype)
+            new = _allocate(cap, dtype)
             new[: self.n] = old[: self.n]
             setattr(self, "_" + name, new)
         self._cap = cap
@@ -174,9 +192,14 @@ class History:
             count = int(np.size(intended_ms))
         first = self.n
         self._grow(first + count)
-        self._intended_ms[first : first + count] = intended_ms
-        self._key[first : first + count] = keys
-        self.n = first + count
+        end = first + count
+        self._intended_ms[first:end] = intended_ms
+        self._key[first:end] = keys
+        # the capacity is allocated untouched (zero pages, see _allocate): fields whose initial
+        # value is not 0 get it here, when their messages are produced
+        for name in self._FILLED_AT_PRODUCE:
+            getattr(self, "_" + name)[first:end] = self._FIELDS[name][1]
+        self.n = end
         return first
 
     def _ids(self, ids: IdsLike) -> Any:
