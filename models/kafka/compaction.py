@@ -72,6 +72,8 @@ class Cleaner:
         # per partition: store positions removed by the cleaner (grown with the store)
         self.removed: list[np.ndarray] = [np.zeros(0, dtype=bool) for _ in range(n)]
         self.checkpoint = [0] * n  # cleaner-offset-checkpoint: the log is clean below it
+        self.clean_alive = [0] * n  # records left below the checkpoint by the last pass
+        self.last_removed = [-1] * n  # highest store position removed (fetches above skip checks)
         # passes per partition: (end offset of the pass, time): a tombstone's delete horizon is
         # the time of the first pass that covered it + delete.retention.ms
         self.passes: list[list[tuple[int, float]]] = [[] for _ in range(n)]
@@ -112,14 +114,15 @@ class Cleaner:
         start = max(self.checkpoint[p], log.log_start)
         if end <= start:
             return 0
+        if (end - start) / (
+            self.clean_alive[p] + end - start
+        ) < self.topic.min_cleanable_dirty_ratio:
+            return 0  # not dirty enough (checked before any work, as the cleaner does)
         offsets, positions = _positions(log.pieces(log.log_start, end))
         mask = self._mask(p, log.store.size)
         alive = ~mask[positions]
         dirty = offsets >= start
-        clean_alive = int((alive & ~dirty).sum())
         n_dirty = int(dirty.sum())
-        if n_dirty / (clean_alive + n_dirty) < self.topic.min_cleanable_dirty_ratio:
-            return 0
         ids = log.store.ids[positions]
         keys = self.model.ctx.history.key[ids].astype(np.int64)
         # offset map: key -> latest offset in the dirty part
@@ -141,7 +144,10 @@ class Cleaner:
         self.checkpoint[p] = end
         history = self.model.ctx.history
         gone = np.flatnonzero(superseded | tombstone)
-        mask[positions[gone]] = True
+        self.clean_alive[p] = int(alive.sum()) - gone.shape[0]
+        if gone.shape[0]:
+            mask[positions[gone]] = True
+            self.last_removed[p] = max(self.last_removed[p], int(positions[gone].max()))
         if superseded.any():
             history.supersede(ids[superseded].astype(np.int64), COMPACTED, now)
         if tombstone.any():
@@ -162,9 +168,9 @@ class Cleaner:
 
     def visible(self, p: int, pieces: list[Piece], ids: np.ndarray) -> np.ndarray:
         """The ids a fetch of these pieces returns, -1 where the cleaner removed the record."""
+        if not pieces or min(pos for _, pos, _, _ in pieces) > self.last_removed[p]:
+            return ids  # a caught-up reader: nothing it reads was ever removed
         mask = self.removed[p]
-        if not mask.any():
-            return ids
         _, positions = _positions(pieces)
         inside = positions < mask.shape[0]
         gone = np.zeros(positions.shape[0], dtype=bool)

@@ -69,6 +69,11 @@ class Committing:
         ):
             # onPartitionsRevoked: auto-commit (and a careful application) commits the position
             self.model.group.commit(self, p, cursor.position, cursor.position_epoch)
+        txns = self.model.transactions
+        if commit and txns is not None and txns.open_for(p, self.name):
+            # onPartitionsRevoked of a transactional loop: commit the transaction in progress
+            # with the position reached (the new owner waits for it, see Group._hand_over)
+            txns.commit(self, p, cursor.position, cursor.position_epoch, self.env.now)
         self._withdraw_cursor(cursor)
         del self.cursors[p]
 

@@ -153,6 +153,11 @@ class Transactions:
         """Whether partition p's transaction has its EndTxn in flight (offsets pending)."""
         return self.in_flight[p] > 0
 
+    def open_for(self, p: int, owner: str) -> bool:
+        """Whether `owner` has a transaction open on partition p (records sent, not committed)."""
+        txn = self.txn[p]
+        return txn is not None and txn.state == OPEN and txn.owner == owner == self.owner[p]
+
     def when_decided(self, p: int, callback: Callable[[], None]) -> None:
         self.waiting[p].append(callback)
 

@@ -63,6 +63,18 @@ def test_the_cleaner_runs_and_a_caught_up_consumer_sees_every_record(caught_up: 
     assert m["superseded"] == 0 and m["lost"] == 0 and m["duplicates"] == 0, m
 
 
+def test_a_higher_dirty_ratio_makes_the_cleaner_wait_for_more_new_records(
+    caught_up: Any,
+) -> None:
+    # 0.99: a pass needs 99 new records for each one left by the last pass (~67 keys per
+    # partition), i.e. ~6600 records per partition, ~20 s at 333 records/s: 0 or 1 pass per
+    # partition instead of one every 2 s.
+    lazy = _run([], kafka__topic__min_cleanable_dirty_ratio=0.99)
+    passes = len(lazy.events[lazy.events["kind"] == "log_cleaned"])
+    eager = len(caught_up.events[caught_up.events["kind"] == "log_cleaned"])
+    assert passes <= 2 * PARTITIONS < eager, (passes, eager)
+
+
 def test_compaction_keeps_the_last_value_of_every_key(behind: Any) -> None:
     frame = behind.messages
     last = frame.set_index("id").loc[_latest_per_key_ids(frame)]

@@ -91,6 +91,30 @@ def test_read_uncommitted_reader_sees_the_aborted_records(committed_after_crash:
     assert messages(committed_after_crash)["duplicates"] == 0
 
 
+# consumer0 frozen (a long GC pause) from 2.5 s to 9.5 s: its session (6 s) expires at 8.5 s and
+# consumer1 takes its partitions, fencing its transactional.ids; then it comes back, a zombie
+# with a transaction it believes open, and rejoins.
+PAUSE = {"at_s": 2.5, "kind": "pause", "target": "a_consumer", "duration_s": 7.0}
+
+
+def test_a_paused_zombie_is_fenced_and_its_transaction_aborted() -> None:
+    result = _pipeline([PAUSE])
+    _no_duplicates_no_loss(result)
+    aborted = events(result, "transaction_aborted")
+    assert len(aborted) >= 1  # the new owner fenced the frozen producer
+    assert result.summary["model"]["aborted_output_records"] > 0
+
+
+def test_the_same_zombie_without_transactions_duplicates() -> None:
+    m = messages(_pipeline([PAUSE], kafka__consumer__exactly_once=False))
+    assert m["duplicates_by_cause"].get("redelivered_after_rebalance", 0) > 0, m
+
+
+def test_the_pipeline_is_deterministic(committed_after_crash: Any) -> None:
+    again = _pipeline([CONSUMER_CRASH])
+    assert again.summary == committed_after_crash.summary
+
+
 def test_a_transaction_nobody_takes_over_is_aborted_by_the_timeout() -> None:
     # one consumer, down from 5 s until the end of the measured phase: nobody fences its
     # transactional.ids, the coordinator aborts its open transaction after transaction.timeout.ms
