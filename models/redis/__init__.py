@@ -4,13 +4,13 @@ maxmemory eviction and TTLs, pub/sub, lists as queues (see docs/redis.md)."""
 from __future__ import annotations
 
 from models.redis.config import RedisConfig
-from models.redis.model import RedisModel
+from models.redis.model import RedisModel, make_model
 from simulator.systems import System
 
 SYSTEM = System(
     kind="redis",
     config=RedisConfig,
-    factory=RedisModel,
+    factory=make_model,
     description="Redis 7.x: single-threaded event loop, RDB/AOF persistence, eviction, pub/sub",
 )
 

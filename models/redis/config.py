@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from models.redis.cluster_config import ClusterConfig
 from simulator.systems import SystemConfig
 
 GB = 1024**3
@@ -271,6 +272,9 @@ class RedisConfig(SystemConfig):
         description="Model parameter: speed of a full resync (RDB made, sent and loaded), MB/s.",
     )
     sentinel: SentinelConfig = Field(default_factory=SentinelConfig, description="Sentinel.")
+    cluster: ClusterConfig = Field(
+        default_factory=ClusterConfig, description="Redis Cluster (cluster-enabled)."
+    )
     # --- model parameters -------------------------------------------------------------------
     workload: Literal["kv", "list", "pubsub", "cache", "stream"] = Field(
         "kv",
@@ -346,9 +350,28 @@ class RedisConfig(SystemConfig):
             raise ValueError("sentinel.count > 0 needs replicas > 0 (something to fail over to)")
         if self.sentinel.count and self.sentinel.quorum > self.sentinel.count:
             raise ValueError("sentinel.quorum cannot exceed sentinel.count")
-        if self.client.wait_replicas > self.replicas:
+        if self.client.wait_replicas > self.replicas and not self.cluster.enabled:
             raise ValueError("client.wait_replicas cannot exceed replicas")
+        if self.cluster.enabled:
+            self._check_cluster()
         return self
+
+    def _check_cluster(self) -> None:
+        cluster = self.cluster
+        if self.workload != "kv":
+            raise ValueError(
+                f"cluster.enabled: workload {self.workload!r} is not modelled in a cluster; "
+                "allowed: 'kv'"
+            )
+        if self.replicas or self.sentinel.count:
+            raise ValueError(
+                "cluster.enabled: replicas and sentinel.count must be 0 (a cluster has "
+                "cluster.replicas_per_shard and fails over without Sentinel)"
+            )
+        if self.client.wait_replicas > cluster.replicas_per_shard:
+            raise ValueError("client.wait_replicas cannot exceed cluster.replicas_per_shard")
+        if self.ops.slow_command:
+            raise ValueError("cluster.enabled: ops.slow_command is not modelled in a cluster")
 
     @field_validator("save")
     @classmethod
@@ -398,10 +421,14 @@ class RedisConfig(SystemConfig):
         return [f"sentinel{i + 1}" for i in range(self.sentinel.count)]
 
     def node_names(self) -> list[str]:
+        if self.cluster.enabled:
+            return [*self.cluster.node_names(), "clients"]
         return ["redis", *self.replica_names(), *self.sentinel_names(), "clients"]
 
     def roles(self) -> list[str]:
+        cluster = self.cluster.roles() if self.cluster.enabled else []
         return [
+            *cluster,
             "primary",
             "leader",
             "a_replica",

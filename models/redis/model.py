@@ -28,6 +28,7 @@ from simulator.model import SystemModel
 
 if TYPE_CHECKING:
     from models.redis.requests import Rows
+    from simulator.context import RunContext
     from simulator.scenario import Fault
 
 SERVER_TARGETS = ("primary", "leader")
@@ -314,3 +315,13 @@ class RedisModel(SystemModel):
             self.workers.on_replies(rows, reply_at, status, aux)
         if self.stream_consumers is not None:
             self.stream_consumers.on_replies(rows, reply_at, status, aux)
+
+
+def make_model(ctx: RunContext) -> SystemModel:
+    """The single server (with its replicas and sentinels), or a Redis Cluster when
+    `redis.cluster.enabled`."""
+    if ctx.spec.system_config.cluster.enabled:
+        from models.redis.cluster_model import ClusterModel
+
+        return ClusterModel(ctx)
+    return RedisModel(ctx)

@@ -1,0 +1,219 @@
+"""Cluster-aware clients: route each command by hash slot, follow MOVED, see CLUSTERDOWN.
+
+A cluster client library (Jedis `JedisCluster`, Lettuce, redis-py `RedisCluster`) caches the
+slot map (`CLUSTER SLOTS` / `CLUSTER SHARDS`) and sends each command to the master it names,
+one connection (and pipeline) per node. When a node answers `-MOVED <slot> <addr>` (a replica,
+or a deposed master that learned the new configuration), or refuses the connection, the
+client refreshes its map and sends the command to the new master: one extra round trip, no
+error for the application. While the cluster is down (`cluster-require-full-coverage yes` and a
+slot not covered) every node answers `-CLUSTERDOWN`, an error the libraries pass on.
+
+The router owns the workload (one `clients` host); each shard has its own connections
+(`ShardClients`, the single-server `Clients` code pointed at that shard), which keep their own
+timeouts, retries and held requests.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.redis.clients import CHUNK_MS, Clients
+from models.redis.replies import REPLY_BYTES
+from models.redis.requests import Rows, concat_rows, take_rows
+from models.redis.store import ERR_READONLY, ERR_REFUSED
+
+if TYPE_CHECKING:
+    from models.redis.cluster_model import ClusterModel
+    from models.redis.cluster_shard import Shard
+    from simulator.workload import Batch
+
+ERR_CLUSTERDOWN = 40  # -CLUSTERDOWN The cluster is down (an error reply: the write failed)
+CLUSTERDOWN_REPLY_MS = 0.002  # the node answers at once, before any lookup: ~2 µs of CPU
+
+
+class ShardClients(Clients):
+    """The connections to one shard's master, as the client's slot map names it."""
+
+    model: Shard
+    router: ClusterClients
+    gated: list[Rows]
+
+    @classmethod
+    def for_shard(cls, base: Clients, shard: Shard, router: ClusterClients) -> ShardClients:
+        """A copy of the `clients` host's state pointed at `shard` (shares node, rng, workload)."""
+        clients = copy.copy(base)
+        clients.__class__ = cls
+        assert isinstance(clients, ShardClients)
+        clients.model = shard
+        clients.router = router
+        clients.held_requests = []
+        clients.held_replies = []
+        clients.gated = []
+        clients.gets = clients.hits = 0
+        return clients
+
+    def submit(self, rows: Rows, src: str = "clients") -> None:
+        """While the cluster is down, requests meet CLUSTERDOWN instead of the event loop."""
+        if rows["arrival"].size and self.router.cluster.cluster_down(self.model):
+            self.gated.append(rows)
+            return
+        super().submit(rows, src)
+
+    def on_replies(
+        self,
+        rows: Rows,
+        reply_at: np.ndarray,
+        end_row: np.ndarray,
+        status: np.ndarray,
+        aux: np.ndarray,
+    ) -> None:
+        """An error from a node that is no longer the master: refresh the map and redirect."""
+        shard = self.model
+        if shard.server is shard.master or not rows["arrival"].size:
+            super().on_replies(rows, reply_at, end_row, status, aux)
+            return
+        shard.route_to(shard.master.name)
+        redirect = ((status == ERR_REFUSED) | (status == ERR_READONLY)) & ~rows["gave_up"]
+        redirect &= reply_at <= rows["deadline"]
+        if redirect.any():
+            self.router.redirects += int(redirect.sum())
+            moved = take_rows(rows, redirect)
+            # -MOVED names the new master: the command goes there one round trip later; a
+            # refused connection first costs a CLUSTER SLOTS round trip to another node
+            refresh = np.where(status[redirect] == ERR_REFUSED, self._slots_rtt(), 0.0)
+            send = np.maximum(reply_at[redirect] + refresh, self.env.now)
+            order = np.argsort(send, kind="stable")
+            moved, send = take_rows(moved, order), send[order]
+            again = self.build(
+                moved["op"],
+                moved["msg"],
+                moved["key"],
+                moved["nbytes"],
+                send,
+                moved["conn"],
+                np.ones(send.size, dtype=bool),
+                moved["attempt"],
+            )
+            self.submit(again)
+        keep = ~redirect
+        if keep.any():
+            super().on_replies(
+                take_rows(rows, keep), reply_at[keep], end_row[keep], status[keep], aux[keep]
+            )
+
+    def _slots_rtt(self) -> float:
+        master = self.model.master.name
+        return float(self.net.delay("clients", master, 40) + self.net.delay(master, "clients", 0))
+
+    # --- CLUSTERDOWN -------------------------------------------------------------------------------
+    def gate(self, rows: Rows) -> None:
+        """Requests in flight when the cluster went down: they will meet CLUSTERDOWN."""
+        self.gated.append(rows)
+
+    def gated_rows(self) -> int:
+        return sum(int(r["arrival"].size) for r in self.gated)
+
+    def answer_gated(self, now: float, reopen: bool) -> None:
+        """Answer CLUSTERDOWN to what arrived by now; on reopening, send the rest on."""
+        if not self.gated:
+            return
+        rows = concat_rows(self.gated)
+        self.gated = []
+        order = np.argsort(rows["arrival"], kind="stable")
+        rows = take_rows(rows, order)
+        arrived = rows["arrival"] <= now
+        if arrived.any():
+            down = take_rows(rows, arrived)
+            n = int(arrived.sum())
+            end = down["arrival"] + CLUSTERDOWN_REPLY_MS
+            status = np.full(n, ERR_CLUSTERDOWN, dtype=np.int8)
+            self.router.clusterdown_replies += n
+            super().on_replies(down, end + down["reply_delay"], end, status, np.full(n, -1))
+        rest = take_rows(rows, ~arrived)
+        if not rest["arrival"].size:
+            return
+        if reopen:
+            super().submit(rest)
+        else:
+            self.gated.append(rest)
+
+
+class ClusterClients:
+    """The `clients` host: one workload, routed by slot to each shard's connections."""
+
+    def __init__(self, cluster: ClusterModel):
+        self.cluster = cluster
+        self.env = cluster.env
+        shards = cluster.shards
+        self.base = Clients(shards[0])  # the host node, the workload, the random streams
+        self.node = self.base.node
+        self.workload = self.base.workload
+        self.per_shard = [ShardClients.for_shard(self.base, shard, self) for shard in shards]
+        for shard, clients in zip(shards, self.per_shard, strict=True):
+            shard.clients = clients
+        self.producing = False
+        self.redirects = 0
+        self.clusterdown_replies = 0
+        self.commands_per_shard = np.zeros(len(shards), dtype=np.int64)
+
+    def start(self) -> None:
+        self.producing = True
+        for clients in self.per_shard:
+            clients.producing = True
+        self.env.process(self._produce())
+
+    def stop(self) -> None:
+        self.producing = False
+        for clients in self.per_shard:
+            clients.producing = False
+
+    def _produce(self) -> Generator[Any, Any, None]:
+        env = self.env
+        while self.producing and not self.workload.exhausted:
+            batch = self.workload.next_batch(env.now + CHUNK_MS)
+            if len(batch):
+                self._emit(batch)
+            yield env.timeout(CHUNK_MS)
+
+    def _emit(self, batch: Batch) -> None:
+        """Register the messages, then send each shard its commands (per-node pipelines)."""
+        base = self.base
+        n = len(batch)
+        op = base._ops_for(n)
+        msg = base._messages(op, batch.intended_ms, batch.keys)
+        if not self.node.is_up:
+            base._client_down(msg)
+            return
+        send, first, order = base._pipelines(batch.intended_ms, batch.producer)
+        if order is not None:
+            op, msg = op[order], msg[order]
+            keys, sizes, conn = batch.keys[order], batch.sizes[order], batch.producer[order]
+        else:
+            keys, sizes, conn = batch.keys, batch.sizes, batch.producer
+        shard_of = self.cluster.slot_map.shards(keys)
+        packet = np.cumsum(first) - 1
+        self.commands_per_shard += np.bincount(shard_of, minlength=len(self.per_shard))
+        for index, clients in enumerate(self.per_shard):
+            sel = shard_of == index
+            if not sel.any():
+                continue
+            own_packet = packet[sel]
+            own_first = np.r_[True, own_packet[1:] != own_packet[:-1]]
+            rows = clients.build(
+                op[sel], msg[sel], keys[sel], sizes[sel], send[sel], conn[sel], own_first
+            )
+            clients.submit(rows)
+
+    def network_changed(self) -> None:
+        for clients in self.per_shard:
+            clients.network_changed()
+
+    def held(self) -> int:
+        return sum(c.held() for c in self.per_shard)
+
+
+__all__ = ["ERR_CLUSTERDOWN", "REPLY_BYTES", "ClusterClients", "ShardClients"]

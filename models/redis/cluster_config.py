@@ -1,0 +1,65 @@
+"""The `[redis.cluster]` section: Redis Cluster (redis.conf 7.x `cluster-*` names and defaults).
+
+`cluster-node-timeout` (15000 ms) and `cluster-require-full-coverage` (yes) are redis.conf
+settings; the number of masters and of replicas per master are what `redis-cli --cluster create
+--cluster-replicas <n>` sets up. Node names: `redis<i>` is the first master of shard i and
+`redis<i>-replica<j>` its replicas (roles move on failover; the names stay).
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ClusterConfig(BaseModel):
+    """Redis Cluster: slots split over `shards` masters, each with its replicas."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    enabled: bool = Field(
+        False,
+        description="cluster-enabled: run a Redis Cluster of `shards` masters instead of one "
+        "server (workload = kv, open-loop clients).",
+    )
+    shards: int = Field(
+        3,
+        ge=1,
+        le=64,
+        description="Model parameter: masters; the 16384 hash slots are split evenly over them. "
+        "A failover needs a majority of masters, so at least 3 are needed to survive one.",
+    )
+    replicas_per_shard: int = Field(
+        1,
+        ge=0,
+        le=4,
+        description="Model parameter: replicas of each master (redis-cli --cluster-replicas).",
+    )
+    node_timeout_ms: float = Field(
+        15000.0,
+        gt=0,
+        le=3_600_000,
+        description="cluster-node-timeout, ms: a node unreachable this long is PFAIL for its "
+        "peers; a majority of masters agreeing makes it FAIL and starts the replica election.",
+    )
+    require_full_coverage: bool = Field(
+        True,
+        description="cluster-require-full-coverage: yes = while any slot is uncovered (its "
+        "master FAIL and not yet replaced) every node answers CLUSTERDOWN; no = only the "
+        "uncovered slots are unavailable.",
+    )
+
+    def master_names(self) -> list[str]:
+        return [f"redis{i}" for i in range(self.shards)]
+
+    def replica_names(self, shard: int) -> list[str]:
+        return [f"redis{shard}-replica{j + 1}" for j in range(self.replicas_per_shard)]
+
+    def node_names(self) -> list[str]:
+        names = []
+        for shard, master in enumerate(self.master_names()):
+            names += [master, *self.replica_names(shard)]
+        return names
+
+    def roles(self) -> list[str]:
+        """`shard_<i>`: the current master of shard i."""
+        return [f"shard_{i}" for i in range(self.shards)]

@@ -1,0 +1,239 @@
+"""Redis Cluster as a system model: N shards, slot-routing clients, the cluster bus.
+
+Built instead of the single server when `redis.cluster.enabled` (see `models.redis.model`).
+Each shard is a master with its replicas, each node the Model I event loop with its own
+persistence and asynchronous replication; the clients route each key by its hash slot; the
+cluster bus detects failures and promotes replicas. Acknowledged and delivered mean what they
+mean for one server: the reply reached the client; the value is present in the final read of
+the master that serves its slot. Writes a promoted replica never received are lost with cause
+`discarded_on_failover` when its old master learns the new configuration, as with Sentinel.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from models.redis import invariants as redis_invariants
+from models.redis.cluster_bus import ClusterBus
+from models.redis.cluster_clients import ClusterClients
+from models.redis.cluster_shard import Shard
+from models.redis.cluster_slots import SlotMap
+from models.redis.commands import CostModel
+from models.redis.server import SERVING
+from simulator import history as hist
+from simulator.model import SystemModel
+
+if TYPE_CHECKING:
+    from models.redis.server import RedisServer
+    from simulator.scenario import Fault
+
+MASTER_TARGETS = ("primary", "leader")
+CLIENT_TARGETS = ("clients", "all_clients", "client_link")
+
+
+class ClusterModel(SystemModel):
+    """Shards `redis<i>` (+ `redis<i>-replica<j>`), the `clients` host and the cluster bus."""
+
+    def build(self) -> None:
+        ctx, config = self.ctx, self.config
+        spec = self.spec.workload
+        if spec.mode != "open":
+            raise ValueError(
+                f"workload.mode: {spec.mode!r} is not modelled with redis.cluster.enabled; "
+                "allowed: 'open'"
+            )
+        cluster = config.cluster
+        self.value_bytes = spec.value_bytes
+        self.costs = CostModel(config, subscribers=0)
+        self.slot_map = SlotMap(cluster.shards, spec.keys)
+        shard_config = config.model_copy(
+            update={
+                "replicas": cluster.replicas_per_shard,
+                "dataset_keys": config.dataset_keys // cluster.shards,
+            }
+        )
+        self.shards = [Shard(self, i, shard_config) for i in range(cluster.shards)]
+        self.servers: dict[str, RedisServer] = {}
+        for shard in self.shards:
+            self.servers.update(shard.servers)
+        self.clients = ClusterClients(self)
+        self.bus = ClusterBus(self)
+        self.completion_rate = 0.0
+        if ctx.network is not None:
+            ctx.network.connect_all(list(ctx.nodes))
+        self._reserve_history()
+        for shard in self.shards:
+            shard.start()
+        self.bus.start()
+        self.env.process(self._gate_cron())
+
+    def _reserve_history(self) -> None:
+        spec = self.spec.workload
+        expected = self.clients.workload.profile.total * (1.0 - self.config.ops.read_ratio)
+        expected = min(expected + 6.0 * np.sqrt(expected) + 1024, spec.max_messages)
+        self.ctx.history.reserve(int(expected))
+
+    # --- phases --------------------------------------------------------------------------------
+    def start_workload(self) -> None:
+        for server in self.servers.values():
+            server._stats_from_ms = self.env.now
+        self.clients.start()
+
+    def stop_workload(self) -> None:
+        self.clients.stop()
+        self.settle()
+
+    def final_phase(self) -> Generator[Any, Any, None]:
+        yield self.env.timeout(0)
+        self._network_changed()
+
+    def drained(self) -> bool:
+        self.settle()
+        return not self.bus.down and all(shard.drained() for shard in self.shards)
+
+    def settle(self) -> None:
+        for shard in self.shards:
+            shard.settle()
+
+    def final_read(self) -> None:
+        """Read every shard's master: present values are delivered, replaced ones superseded."""
+        self.settle()
+        history = self.ctx.history
+        now = self.env.now
+        self.completion_rate = self._completion_rate()
+        for shard in self.shards:
+            if shard.replication is not None:
+                shard.replication.discard_stale()
+            master = shard.master
+            if master.serving != SERVING:
+                continue
+            values = master.store.live.value
+            present = np.sort(values[values >= 0])
+            history.deliver(present[history.deliveries[present] == 0], now)
+        chunk = 1 << 20
+        for start in range(0, history.n, chunk):
+            part = slice(start, min(start + chunk, history.n))
+            replaced = history.status[part] == hist.ACKED
+            replaced &= history.cause[part] == 0
+            replaced &= history.deliveries[part] == 0
+            if replaced.any():
+                history.supersede(start + np.flatnonzero(replaced), "overwritten", now)
+        self.ctx.event("cluster_stats", "clients", **self.summary())
+
+    def _completion_rate(self) -> float:
+        """Acknowledged writes / (last acknowledgement - first send): the rate the cluster
+        sustained; with more offered than it can serve, its capacity (the backlog drains at it)."""
+        history = self.ctx.history
+        if not history.n:
+            return 0.0
+        ack_ms = history.ack_ms
+        acked = np.isfinite(ack_ms)
+        if not acked.any():
+            return 0.0
+        span_ms = float(ack_ms[acked].max()) - max(float(history.intended_ms.min()), 0.0)
+        return float(acked.sum()) / max(span_ms / 1000.0, 1e-9)
+
+    def check_invariants(self) -> None:
+        for shard in self.shards:
+            redis_invariants.check(shard)
+
+    def gauges(self) -> dict[str, float]:
+        self.settle()
+        out: dict[str, float] = {"cluster_state_ok": 0.0 if self.bus.down else 1.0}
+        lags = []
+        for shard in self.shards:
+            master = shard.master
+            out[f"{shard.name}_backlog"] = float(master.backlog())
+            out[f"{shard.name}_master_up"] = 1.0 if master.serving == SERVING else 0.0
+            if shard.replication is not None:
+                lags.append(shard.replication.lag())
+        if lags:
+            out["replication_lag_writes"] = float(max(lags))
+        return out
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        sent = self.clients.commands_per_shard
+        total = max(int(sent.sum()), 1)
+        return {
+            "shards": len(self.shards),
+            "failovers": self.bus.failovers,
+            "moved_redirects": self.clients.redirects,
+            "clusterdown_replies": self.clients.clusterdown_replies,
+            "clusterdown_s": round(self.bus.clusterdown_ms / 1000.0, 6),
+            "busiest_shard_share": round(float(sent.max()) / total, 6),
+            "completion_rate_per_s": round(self.completion_rate, 3),
+        }
+
+    # --- CLUSTERDOWN ---------------------------------------------------------------------------
+    def cluster_down(self, shard: Shard) -> bool:
+        """Do requests to this shard meet CLUSTERDOWN (a live node that refuses to serve)?"""
+        return self.bus.down and shard.server.is_running
+
+    def close_gates(self, now: float) -> None:
+        """The cluster went down: requests still on their way will meet CLUSTERDOWN."""
+        for shard in self.shards:
+            server = shard.server
+            if not server.is_running or not len(server.queue):
+                continue
+            late = server.queue.field("arrival") > now
+            if late.any():
+                shard.clients.gate(server.queue.remove(late))
+
+    def open_gates(self, now: float) -> None:
+        for shard in self.shards:
+            shard.clients.answer_gated(now, reopen=True)
+            shard.server.poke()
+
+    def _gate_cron(self) -> Generator[Any, Any, None]:
+        while True:
+            yield self.env.timeout(10.0)
+            if self.bus.down:
+                for shard in self.shards:
+                    shard.clients.answer_gated(self.env.now, reopen=False)
+
+    # --- faults --------------------------------------------------------------------------------
+    def resolve_target(self, target: str) -> list[str]:
+        shards = self.shards
+        if target in MASTER_TARGETS:
+            return [shards[0].master.name]
+        if target.startswith("shard_") and target[6:].isdigit() and int(target[6:]) < len(shards):
+            return [shards[int(target[6:])].master.name]
+        masters = {shard.master.name for shard in shards}
+        replicas = [name for name in self.servers if name not in masters]
+        if target == "a_replica":
+            return replicas[:1]
+        if target == "replicas":
+            return replicas
+        if target == "all_servers":
+            return list(self.servers)
+        if target in ("a_sentinel", "sentinels"):
+            return []
+        if target in CLIENT_TARGETS:
+            return ["clients"]
+        return super().resolve_target(target)
+
+    def apply_fault(self, fault: Fault, nodes: list[str]) -> bool:
+        self.settle()
+        if fault.kind in ("partition", "heal", "delay", "packet_loss"):
+            self.env.timeout(0).callbacks.append(lambda _ev: self._network_changed())
+            if fault.duration_s is not None and fault.kind != "heal":
+                end = self.env.timeout(fault.duration_s * 1000.0)
+                end.callbacks.append(lambda _ev: self._fault_ends())
+        return False
+
+    def _fault_ends(self) -> None:
+        self.settle()
+        self.env.timeout(0).callbacks.append(lambda _ev: self._network_changed())
+
+    def _network_changed(self) -> None:
+        self.settle()
+        self.clients.network_changed()
+        for server in self.servers.values():
+            server.poke()
+
+    # --- hooks ---------------------------------------------------------------------------------
+    def on_server_down(self, shard: Shard, now: float) -> None:
+        """A node went down: nothing to tell (the bus notices after node-timeout)."""

@@ -1,0 +1,129 @@
+"""Redis Cluster key distribution: CRC16 hash slots, hash tags, and slot ranges over masters.
+
+Source: the Redis Cluster specification ("Key distribution model", "Hash tags", appendix A):
+`HASH_SLOT = CRC16(key) mod 16384`, where CRC16 is the XMODEM variant (polynomial 0x1021,
+initial value 0, no reflection, no final xor; "123456789" -> 0x31C3). If the key contains a
+`{`, and a `}` follows it with at least one character between them, only that substring (the
+hash tag) is hashed, so `user:{42}:cart` and `user:{42}:orders` share a slot.
+
+The workload's keys are integers; a key `n` is named `key:<n>` (no hash tag). Slots are
+computed with numpy over many names at once (one pass per byte column) and cached per key.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+HASH_SLOTS = 16384
+_POLY = 0x1021  # CRC-16/XMODEM (CCITT polynomial), as in the spec's appendix
+
+
+def _crc16_table() -> np.ndarray:
+    table = np.zeros(256, dtype=np.uint16)
+    for byte in range(256):
+        crc = byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ _POLY) if crc & 0x8000 else (crc << 1)
+            crc &= 0xFFFF
+        table[byte] = crc
+    return table
+
+
+CRC16_TABLE = _crc16_table()
+
+
+def crc16(data: bytes) -> int:
+    """CRC16-XMODEM of `data` (one key; the vectorized version is `crc16_many`)."""
+    crc = 0
+    for byte in data:
+        crc = ((crc << 8) & 0xFFFF) ^ int(CRC16_TABLE[((crc >> 8) ^ byte) & 0xFF])
+    return crc
+
+
+def hash_tag_span(key: bytes) -> tuple[int, int]:
+    """The [start, end) bytes of `key` that are hashed: the hash tag if any, else all of it."""
+    start = key.find(b"{")
+    if start >= 0:
+        end = key.find(b"}", start + 1)
+        if end > start + 1:
+            return start + 1, end
+    return 0, len(key)
+
+
+def key_slot(key: str | bytes) -> int:
+    """CLUSTER KEYSLOT: the hash slot of one key, hash tags included."""
+    data = key.encode() if isinstance(key, str) else key
+    start, end = hash_tag_span(data)
+    return crc16(data[start:end]) % HASH_SLOTS
+
+
+def crc16_many(names: np.ndarray) -> np.ndarray:
+    """CRC16-XMODEM of each name of a bytes array (dtype `S<n>`), honouring hash tags."""
+    names = np.asarray(names, dtype=np.bytes_)
+    n = names.size
+    width = max(names.dtype.itemsize, 1)
+    matrix = names.astype(f"S{width}").view(np.uint8).reshape(n, width)
+    length = np.char.str_len(names)
+    open_at = np.char.find(names, b"{")
+    close_at = np.char.find(names, b"}", start=np.maximum(open_at + 1, 0))
+    tagged = (open_at >= 0) & (close_at > open_at + 1)
+    lo = np.where(tagged, open_at + 1, 0)
+    hi = np.where(tagged, close_at, length)
+    crc = np.zeros(n, dtype=np.uint32)
+    table = CRC16_TABLE.astype(np.uint32)
+    for col in range(width):
+        active = (col >= lo) & (col < hi)
+        if not active.any():
+            continue
+        byte = matrix[:, col].astype(np.uint32)
+        updated = ((crc << 8) & 0xFFFF) ^ table[((crc >> 8) ^ byte) & 0xFF]
+        crc = np.where(active, updated, crc)
+    return crc.astype(np.uint16)
+
+
+def key_names(keys: np.ndarray) -> np.ndarray:
+    """The names of workload keys (`key:<n>`), as a bytes array."""
+    return np.char.add(b"key:", np.asarray(keys, dtype=np.int64).astype("S20"))
+
+
+def slot_ranges(masters: int) -> list[tuple[int, int]]:
+    """Slots [first, last] of each master, split evenly in order (as `redis-cli --cluster
+    create` assigns them: 3 masters get 0-5460, 5461-10922, 10923-16383)."""
+    if not 1 <= masters <= HASH_SLOTS:
+        raise ValueError(f"masters must be in 1..{HASH_SLOTS}, got {masters}")
+    per_master = HASH_SLOTS / masters
+    ranges = []
+    first = 0
+    for i in range(masters):
+        last = HASH_SLOTS - 1 if i == masters - 1 else round((i + 1) * per_master) - 1
+        last = max(last, first)
+        ranges.append((first, last))
+        first = last + 1
+    return ranges
+
+
+class SlotMap:
+    """Which shard serves each workload key (the slot of `key:<n>`, computed once per key)."""
+
+    def __init__(self, masters: int, keys: int):
+        self.ranges = slot_ranges(masters)
+        owner = np.empty(HASH_SLOTS, dtype=np.int16)
+        for shard, (first, last) in enumerate(self.ranges):
+            owner[first : last + 1] = shard
+        self.owner = owner
+        self._slots = np.full(keys, -1, dtype=np.int32)
+
+    def slots(self, keys: np.ndarray) -> np.ndarray:
+        """The hash slot of each workload key."""
+        keys = np.asarray(keys, dtype=np.int64)
+        slots = self._slots[keys]
+        missing = slots < 0
+        if missing.any():
+            new = np.unique(keys[missing])
+            self._slots[new] = crc16_many(key_names(new)) % HASH_SLOTS
+            slots = self._slots[keys]
+        return slots
+
+    def shards(self, keys: np.ndarray) -> np.ndarray:
+        """The shard (index of its master) that serves each workload key."""
+        return self.owner[self.slots(keys)]
