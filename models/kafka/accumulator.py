@@ -20,12 +20,13 @@ INF = float("inf")
 
 
 class _Chunk:
-    __slots__ = ("cum", "floor", "ids", "pos", "times")
+    __slots__ = ("cum", "floor", "ids", "pos", "times", "total")
 
     def __init__(self, ids: np.ndarray, times: np.ndarray, sizes: np.ndarray, floor: float):
         self.ids = ids
         self.times = times
         self.cum = np.cumsum(sizes)  # bytes up to and including each record
+        self.total = int(self.cum[-1])  # as a Python int: compared without numpy scalars
         self.floor = floor
         self.pos = 0
 
@@ -57,12 +58,13 @@ class PartitionQueue:
         """When the waiting records first exceed `limit_bytes` (a full batch), INF if not yet."""
         remaining = limit_bytes
         for c in self.chunks:
-            base = c.cum[c.pos - 1] if c.pos else 0
-            j = int(np.searchsorted(c.cum, base + remaining, side="right"))
-            if j < c.cum.shape[0]:
-                t = float(c.times[j])
-                return t if t > c.floor else c.floor
-            remaining -= float(c.cum[-1] - base)
+            base = int(c.cum[c.pos - 1]) if c.pos else 0
+            if c.total - base <= remaining:  # the whole chunk fits: no search needed
+                remaining -= c.total - base
+                continue
+            j = int(c.cum.searchsorted(base + remaining, "right"))
+            t = float(c.times[j])
+            return t if t > c.floor else c.floor
         return INF
 
     def take(self, now: float, limit_bytes: float) -> tuple[np.ndarray, float, float, float] | None:
@@ -85,8 +87,8 @@ class PartitionQueue:
             if c.floor > now:
                 break
             base = c.cum[c.pos - 1] if c.pos else 0
-            by_time = int(np.searchsorted(c.times, now, side="right"))
-            by_size = int(np.searchsorted(c.cum, base + room, side="right"))
+            by_time = int(c.times.searchsorted(now, "right"))
+            by_size = int(c.cum.searchsorted(base + room, "right"))
             end = min(by_time, by_size)
             if end <= c.pos:
                 if parts or by_time <= c.pos:
@@ -118,7 +120,7 @@ class PartitionQueue:
             c = chunks[0]
             if c.floor >= accepted_before:
                 break
-            end = int(np.searchsorted(c.times, accepted_before, side="left"))
+            end = int(c.times.searchsorted(accepted_before, "left"))
             if end <= c.pos:
                 break
             out.append(c.ids[c.pos : end])

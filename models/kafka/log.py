@@ -205,6 +205,9 @@ class ReplicaLog:
 
     @property
     def last_epoch(self) -> int:
+        offs = self.ext_off
+        if offs and offs[-1] < self.leo:
+            return self.ext_epoch[-1]  # the last record is in the last extent (no search)
         return self.epoch_at(self.leo - 1)
 
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:

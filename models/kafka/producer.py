@@ -185,8 +185,15 @@ class Producer(ProducerAnswers, Node):
         """When some partition led by `leader` has a sendable batch (cached)."""
         cached = self._leader_ready.get(leader)
         if cached is None:
-            ready = self._ready
-            cached = self._leader_ready[leader] = min(ready(p) for p in parts)
+            cache = self._ready_cache
+            cached = INF
+            for p in parts:
+                t = cache[p]
+                if t is None:
+                    t = cache[p] = self._compute_ready(p)
+                if t < cached:
+                    cached = t
+            self._leader_ready[leader] = cached
         return cached
 
     def _ready(self, p: int) -> float:

@@ -161,13 +161,15 @@ class FollowerFetch:
         follower: int,
         generation: int,
         partitions: list[tuple[int, int, int, int]],
+        pset: frozenset[int] | None = None,
     ):
         self.fetcher = fetcher
         self.follower = follower
         self.generation = generation
         # (partition, fetch offset, last fetched epoch, current leader epoch)
         self.partitions = partitions
-        self.pset = frozenset(p for p, _, _, _ in partitions)
+        # the partitions as a set (the fetcher passes the one it keeps)
+        self.pset = pset if pset is not None else frozenset(p for p, _, _, _ in partitions)
         self.parked_at = 0.0
         self.deadline_ms = 0.0
 

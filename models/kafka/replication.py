@@ -54,15 +54,14 @@ def handle_follower_fetch(
             parts.append(pr.FetchedPartition(p, pr.NOT_LEADER_OR_FOLLOWER))
             answer = True
             continue
-        if epoch != rep.leader_epoch:
-            error = (
-                pr.FENCED_LEADER_EPOCH if epoch < rep.leader_epoch else pr.NOT_LEADER_OR_FOLLOWER
-            )
+        leader_epoch = rep.leader_epoch
+        if epoch != leader_epoch:
+            error = pr.FENCED_LEADER_EPOCH if epoch < leader_epoch else pr.NOT_LEADER_OR_FOLLOWER
             parts.append(pr.FetchedPartition(p, error))
             answer = True
             continue
         log = rep.log
-        if last_epoch >= 0 and last_epoch != epoch:
+        if last_epoch != epoch and last_epoch >= 0:
             found, end = log.end_offset_for_epoch(last_epoch)
             if found != last_epoch or end < offset:
                 part = pr.FetchedPartition(p)
@@ -86,7 +85,9 @@ def handle_follower_fetch(
             continue  # nothing new for this partition: left out of the answer
         part = pr.FetchedPartition(p)
         if has_data:
-            pieces, nbytes = log.read(offset, leo, min(per_partition, budget))
+            pieces, nbytes = log.read(
+                offset, leo, per_partition if per_partition < budget else budget
+            )
             part.pieces = pieces
             part.nbytes = nbytes
             budget -= nbytes
@@ -119,15 +120,18 @@ def complete_parked(leader: Broker, touched: list[PartitionReplica], now: float)
 def _respond(
     leader: Broker, fetch: pr.FollowerFetch, parts: list[pr.FetchedPartition], now: float
 ) -> None:
-    nbytes = FETCH_REQUEST_BYTES + sum(PARTITION_FIELDS_BYTES + part.nbytes for part in parts)
+    total = 0.0
+    # lazy only when nothing can happen in between: no error to handle, no fsync to wait for
+    plain = leader.flush_every is None
+    for part in parts:
+        total += PARTITION_FIELDS_BYTES + part.nbytes
+        if part.error or part.diverging is not None:
+            plain = False
+    nbytes = FETCH_REQUEST_BYTES + total
     sent = leader.capacity.send(now, nbytes)
     fetcher = fetch.fetcher
     follower = fetcher.broker
     net = leader.model.net
-    # lazy only when nothing can happen in between: no error to handle, no fsync to wait for
-    plain = leader.flush_every is None and all(
-        not part.error and part.diverging is None for part in parts
-    )
     if (
         plain
         and follower.state == UP
@@ -174,6 +178,7 @@ class ReplicaFetcher:
         self.broker = broker
         self.leader = leader
         self.partitions: list[int] = []
+        self._pset: frozenset[int] = frozenset()  # the same, as the set each fetch carries
         self.generation = 0
         self.in_flight = False
         self.sent_ms = 0.0
@@ -186,11 +191,13 @@ class ReplicaFetcher:
     def add(self, partition: int) -> None:
         if partition not in self.partitions:
             self.partitions.append(partition)
+            self._pset = frozenset(self.partitions)
         self.send()
 
     def remove(self, partition: int) -> None:
         if partition in self.partitions:
             self.partitions.remove(partition)
+            self._pset = frozenset(self.partitions)
 
     def stop(self) -> None:
         self.stopped = True
@@ -205,7 +212,7 @@ class ReplicaFetcher:
             log = rep.log
             parts.append((p, log.leo, log.last_epoch, rep.leader_epoch))
         self.generation += 1
-        return pr.FollowerFetch(self, self.broker.id, self.generation, parts)
+        return pr.FollowerFetch(self, self.broker.id, self.generation, parts, self._pset)
 
     def send(self) -> None:
         broker = self.broker
@@ -324,7 +331,7 @@ class ReplicaFetcher:
                 rep is None
                 or rep.is_leader
                 or rep.leader != self.leader
-                or part.partition not in self.partitions
+                or part.partition not in self._pset
             ):
                 continue
             if part.error:
