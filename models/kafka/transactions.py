@@ -147,7 +147,7 @@ class Transactions:
         txn = self.txn[p]
         if txn is not None and txn.state == OPEN:
             when = self.env.now + self._rtt_half(consumer, p)
-            self._at(when, lambda: self._abort(txn, "fenced_by_new_owner"))
+            self._at(when, lambda t: self._abort(txn, "fenced_by_new_owner", t))
 
     def committing(self, p: int) -> bool:
         """Whether partition p's transaction has its EndTxn in flight (offsets pending)."""
@@ -195,25 +195,26 @@ class Transactions:
         txn.state = COMMITTING
         self.in_flight[p] += 1
         arrival = end_ms + self._rtt_half(consumer, p)
-        self._at(arrival, lambda: self._end_txn(txn))
+        self._at(arrival, lambda t: self._end_txn(txn, t))
 
     # --- coordinator's side ----------------------------------------------------------------------
-    def _at(self, t: float, action: Callable[[], None]) -> None:
+    def _at(self, t: float, action: Callable[[float], None]) -> None:
+        """Run `action(t)` at `t`; at once if `t` has passed (a lazily settled poll end: nothing
+        happened since, the model settles everything before any fault)."""
         delay = t - self.env.now
         if delay <= 0.0:
-            action()
+            action(t)
         else:
-            self.env.timeout(delay).callbacks.append(lambda _e: action())
+            self.env.timeout(delay).callbacks.append(lambda _e: action(self.env.now))
 
-    def _end_txn(self, txn: Txn) -> None:
+    def _end_txn(self, txn: Txn, now: float) -> None:
         """EndTxn(commit) reached the coordinator: PrepareCommit, markers, offsets."""
         p = txn.partition
         group = self.model.group
         if self.coordinator(p) is None or group.coordinator() is None:
             retry = self.model.config.consumer.retry_backoff_ms
-            self.env.timeout(retry).callbacks.append(lambda _e: self._end_txn(txn))
+            self.env.timeout(retry).callbacks.append(lambda _e: self._end_txn(txn, self.env.now))
             return
-        now = self.env.now
         txn.state = COMMITTED
         txn.decided_ms = now
         self.committed += 1
@@ -223,15 +224,16 @@ class Transactions:
         self._advance(p, now)
         self._wake(p)
 
-    def _abort(self, txn: Txn, reason: str) -> None:
+    def _abort(self, txn: Txn, reason: str, now: float) -> None:
         if txn.state != OPEN:
             return
         p = txn.partition
         if self.coordinator(p) is None:
             retry = self.model.config.consumer.retry_backoff_ms
-            self.env.timeout(retry).callbacks.append(lambda _e: self._abort(txn, reason))
+            self.env.timeout(retry).callbacks.append(
+                lambda _e: self._abort(txn, reason, self.env.now)
+            )
             return
-        now = self.env.now
         txn.state = ABORTED
         txn.decided_ms = now
         self.aborted += 1
@@ -271,7 +273,7 @@ class Transactions:
                     owner is None or owner.state != UP or txn.owner != self.owner[txn.partition]
                 )
                 if abandoned and now - txn.start_ms >= timeout:
-                    self._abort(txn, "transaction_timeout")
+                    self._abort(txn, "transaction_timeout", now)
 
     # --- the downstream reader -------------------------------------------------------------------
     def _advance(self, p: int, now: float) -> None:
