@@ -60,6 +60,8 @@ class ClusterBus:
         self.voted_at: dict[str, float] = {}  # failed master -> last vote granted for it
         self.electing: set[int] = set()  # shards with an election in progress
         self.down = False
+        self.majority_at: dict[str, float] = {}  # node -> last time it reached a majority
+        self.isolated: set[str] = set()  # nodes that could not for node-timeout
         self.failovers = 0
         self.clusterdown_ms = 0.0
         self._down_since = 0.0
@@ -70,6 +72,7 @@ class ClusterBus:
         for a in names:
             for b in names:
                 self.last_pong[(a, b)] = now
+            self.majority_at[a] = now
         for shard in self.cluster.shards:
             self._leader_event(shard, shard.master.name)
         self.env.process(self._cron())
@@ -119,11 +122,27 @@ class ClusterBus:
             if reports >= self.majority():
                 self.failed[name] = now
                 self.ctx.event("cluster_node_fail", name, reports=reports)
+        self._update_isolation(now, masters)
         for shard in self.cluster.shards:
             self._rejoin_deposed(shard)
             if shard.master.name in self.failed and shard.index not in self.electing:
                 self._start_election(shard)
         self._update_state()
+
+    def _update_isolation(self, now: float, masters: list[RedisServer]) -> None:
+        """A node that cannot reach a majority of the masters for node-timeout sets its own
+        cluster state to fail: a master cut off with some clients stops taking writes."""
+        isolated = set()
+        for name, node in self.cluster.servers.items():
+            reached = sum(1 for m in masters if m is node or self._talk(node, m))
+            if reached >= self.majority() or not node.is_running:
+                self.majority_at[name] = now
+            elif now - self.majority_at[name] > self.node_timeout_ms:
+                isolated.add(name)
+        for name in sorted(isolated ^ self.isolated):
+            state = "fail" if name in isolated else "ok"
+            self.ctx.event("cluster_state", name, state=state, reason="minority")
+        self.isolated = isolated
 
     def _maybe_clear(self, node: RedisServer, now: float) -> None:
         if not any(self._talk(m, node) for m in self.masters() if m is not node):
@@ -152,10 +171,18 @@ class ClusterBus:
         replication = shard.replication
         if replication is None:
             return
-        candidates = replication.candidates(shard.master.name)
-        candidates = [r for r in candidates if r.name not in self.failed] or candidates
-        if not candidates:
+        links = [
+            link
+            for link in replication.links.values()
+            if link.server.is_running
+            and link.epoch == replication.epoch
+            and link.syncing_until == -np.inf
+            and link.server.name not in self.failed
+        ]
+        if not links or shard.config.replica_priority == 0:
             return
+        links.sort(key=lambda link: (-link.offset, link.server.name))
+        candidates = [link.server for link in links]
         # the best-ranked replica (largest offset) asks first; the others would wait 1 s more
         # per rank and find the slots already taken
         delay = ELECTION_FIXED_MS + float(self.rng.uniform(0, ELECTION_RANDOM_MS))
@@ -215,17 +242,19 @@ class ClusterBus:
         return [s for s in self.cluster.shards if s.master.name in self.failed]
 
     def _update_state(self) -> None:
-        down = self.full_coverage and bool(self.uncovered())
-        if down == self.down:
-            return
         now = self.env.now
-        self.cluster.settle()
-        self.down = down
-        if down:
-            self._down_since = now
-            self.ctx.event("cluster_state", "", state="fail", uncovered=len(self.uncovered()))
-            self.cluster.close_gates(now)
-        else:
-            self.clusterdown_ms += now - self._down_since
-            self.ctx.event("cluster_state", "", state="ok")
-            self.cluster.open_gates(now)
+        down = self.full_coverage and bool(self.uncovered())
+        if down != self.down:
+            self.cluster.settle()
+            self.down = down
+            if down:
+                self._down_since = now
+                self.ctx.event("cluster_state", "", state="fail", uncovered=len(self.uncovered()))
+            else:
+                self.clusterdown_ms += now - self._down_since
+                self.ctx.event("cluster_state", "", state="ok")
+        self.cluster.update_gates(now)
+
+    def refuses(self, server: RedisServer) -> bool:
+        """Does this live node answer CLUSTERDOWN (cluster state fail in its own view)?"""
+        return server.is_running and (self.down or server.name in self.isolated)

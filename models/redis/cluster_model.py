@@ -92,7 +92,9 @@ class ClusterModel(SystemModel):
 
     def drained(self) -> bool:
         self.settle()
-        return not self.bus.down and all(shard.drained() for shard in self.shards)
+        if any(shard.gate_closed for shard in self.shards):
+            return False
+        return all(shard.drained() for shard in self.shards)
 
     def settle(self) -> None:
         for shard in self.shards:
@@ -170,28 +172,32 @@ class ClusterModel(SystemModel):
     # --- CLUSTERDOWN ---------------------------------------------------------------------------
     def cluster_down(self, shard: Shard) -> bool:
         """Do requests to this shard meet CLUSTERDOWN (a live node that refuses to serve)?"""
-        return self.bus.down and shard.server.is_running
+        return shard.gate_closed
 
-    def close_gates(self, now: float) -> None:
-        """The cluster went down: requests still on their way will meet CLUSTERDOWN."""
+    def update_gates(self, now: float) -> None:
+        """Open or close each shard's gate as its node's view of the cluster state changed."""
         for shard in self.shards:
-            server = shard.server
-            if not server.is_running or not len(server.queue):
+            closed = self.bus.refuses(shard.server)
+            if closed == shard.gate_closed:
                 continue
-            late = server.queue.field("arrival") > now
-            if late.any():
-                shard.clients.gate(server.queue.remove(late))
-
-    def open_gates(self, now: float) -> None:
-        for shard in self.shards:
-            shard.clients.answer_gated(now, reopen=True)
-            shard.server.poke()
+            shard.settle()
+            shard.gate_closed = closed
+            server = shard.server
+            if closed:
+                # requests still on their way will meet CLUSTERDOWN
+                if len(server.queue):
+                    late = server.queue.field("arrival") > now
+                    if late.any():
+                        shard.clients.gate(server.queue.remove(late))
+            else:
+                shard.clients.answer_gated(now, reopen=True)
+                server.poke()
 
     def _gate_cron(self) -> Generator[Any, Any, None]:
         while True:
             yield self.env.timeout(10.0)
-            if self.bus.down:
-                for shard in self.shards:
+            for shard in self.shards:
+                if shard.gate_closed:
                     shard.clients.answer_gated(self.env.now, reopen=False)
 
     # --- faults --------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ class Shard:
         if replicas:
             self.replication = Replication(self, self.server, replicas)
         self.clients: ShardClients
+        self.gate_closed = False  # the node the clients use answers CLUSTERDOWN
 
     @property
     def master(self) -> RedisServer:
@@ -71,6 +72,7 @@ class Shard:
         self.server = self.servers[name]
         self.ctx.event("slot_map_refreshed", "clients", shard=self.name, master=name)
         self.clients.network_changed()
+        self.cluster.update_gates(self.env.now)
         self.server.poke()
 
     # --- hooks the server calls ------------------------------------------------------------------

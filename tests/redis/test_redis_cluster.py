@@ -232,3 +232,22 @@ def test_same_seed_same_cluster_run() -> None:
     )
     a, b = _run(data), _run(data)
     assert a.summary == b.summary
+
+
+def test_a_master_cut_off_with_its_clients_stops_writes_after_node_timeout() -> None:
+    """The minority side: the master cannot reach a majority of masters, so after node timeout
+    it answers CLUSTERDOWN; the majority promotes its replica; at the heal the old master
+    becomes a replica and drops what it took meanwhile: about node timeout's worth of writes."""
+    majority = ["redis1", "redis2", "redis0-replica1", "redis1-replica1", "redis2-replica1"]
+    cut = {"at_s": 1.0, "kind": "partition", "groups": [["redis0", "clients"], majority]}
+    result = _run(_spec({"node_timeout_ms": 800.0}, faults=[{**cut, "duration_s": 2.5}]))
+    m = result.summary["messages"]
+    discarded = m["lost_by_cause"].get("discarded_on_failover", 0)
+    assert m["lost"] == discarded > 0
+    assert result.summary["model"]["failovers"] == 1
+    # shard 0 takes ~1000 writes/s; the window is node timeout + up to one 100 ms bus tick
+    window_writes = (800.0 + 100.0) * RATE / 3 / 1000.0
+    assert discarded <= window_writes + 4 * np.sqrt(window_writes)
+    assert discarded >= 0.7 * 800.0 * RATE / 3 / 1000.0
+    minority = [d for _t, d in _events(result, "cluster_state") if d.get("reason") == "minority"]
+    assert minority and minority[0]["state"] == "fail"
