@@ -214,7 +214,7 @@ class History:
         idx = self._ids(ids)
         status = self._status[idx]
         fresh = status != ACKED
-        if isinstance(idx, slice) and fresh.all():
+        if fresh.all():  # nothing answered before (the common case): no selection to copy
             self._ack_lat[idx] = np.asarray(t_ms) - self._intended_ms[idx]
             self._status[idx] = ACKED
             return

@@ -88,11 +88,17 @@ def _durations(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(execute time, total time, has-write, end index) of each batch starting at `heads`."""
     cost, rcost, wcost = rows["cost"], rows["rcost"], rows["wcost"]
+    io = costs.io_threads
+    if heads.size == cost.size:
+        # one command per request (no pipelining): each batch is one row, nothing to sum, and
+        # a single request never turns threaded I/O on
+        run_ms = cost + rcost
+        total = run_ms + wcost + costs.iteration_ms + is_write * costs.aof_write_ms
+        return run_ms, total, is_write, np.arange(1, cost.size + 1)
     exec_ms = np.add.reduceat(cost, heads)
     read_ms = np.add.reduceat(rcost, heads)
     write_ms = np.add.reduceat(wcost, heads)
     has_write = np.logical_or.reduceat(is_write, heads)
-    io = costs.io_threads
     if io > 1:
         # threaded I/O only kicks in with enough clients to serve (stopThreadedIOIfNeeded)
         requests = np.add.reduceat(rows["first"].astype(np.int32), heads)
@@ -139,14 +145,20 @@ def plan(rows: Rows, free_ms: float, costs: LoopCosts) -> Plan:
     # Pessimistic pass: every request is its own iteration. Nothing ends later than that, so a
     # request arriving after the pessimistic end of everything before it finds the loop idle:
     # it starts a busy period, and busy periods are independent of each other.
-    first = rows["first"].copy()
-    first[0] = True
-    heads = np.flatnonzero(first)
+    first = rows["first"]
+    if first.all():
+        heads = np.arange(n)
+        arrival_heads = arrival
+    else:
+        first = first.copy()
+        first[0] = True
+        heads = np.flatnonzero(first)
+        arrival_heads = arrival[heads]
     run_ms, total, has_write, ends = _durations(heads, rows, is_write, costs)
-    poll, end = _times(arrival[heads], total, free_ms)
+    poll, end = _times(arrival_heads, total, free_ms)
     opens = np.empty(heads.size, dtype=bool)
     opens[0] = True
-    np.greater_equal(arrival[heads[1:]], end[:-1], out=opens[1:])
+    np.greater_equal(arrival_heads[1:], end[:-1], out=opens[1:])
     period = np.cumsum(opens) - 1
     period_sizes = np.bincount(period)
     alone = period_sizes[period] == 1  # a request alone in its busy period: pessimism is exact

@@ -112,6 +112,13 @@ class ClientReplies:
         now = self.env.now
         msg, attempt = rows["msg"], rows["attempt"]
         deadline, gave_up = rows["deadline"], rows["gave_up"]
+        if self._all_acknowledged(reply_at, deadline, gave_up, status):
+            has_msg = msg >= 0
+            if has_msg.all():
+                self._ack(msg, reply_at)
+            elif has_msg.any():
+                self._ack(msg[has_msg], reply_at[has_msg])
+            return
         answered = (reply_at <= deadline) & ~gave_up & np.isfinite(reply_at)
         timed_out = ~answered & ~gave_up
         has_msg = msg >= 0
@@ -123,13 +130,7 @@ class ClientReplies:
             (soft_error | (timed_out & np.isfinite(deadline))) & (attempt < self.retries) & has_msg
         )
         if (sel := ok & has_msg).any():
-            ids = self._expand(msg[sel])
-            history.ack(
-                ids,
-                np.repeat(reply_at[sel], self.model.copies)
-                if self.model.copies > 1
-                else reply_at[sel],
-            )
+            self._ack(msg[sel], reply_at[sel])
         # a reset connection, or WAIT that returned fewer replicas than asked: it may have run
         short = (status == ERR_RESET) | (status == ERR_WAIT_SHORT)
         unsure = has_msg & (timed_out | (answered & short))
@@ -154,6 +155,24 @@ class ClientReplies:
                 at = np.where(answered, reply_at, deadline)[done] + self.think_ms
                 keep = np.array([c not in retried_conns for c in conns.tolist()], dtype=bool)
                 self._next_requests(conns[keep], at[keep])
+
+    def _all_acknowledged(
+        self, reply_at: np.ndarray, deadline: np.ndarray, gave_up: np.ndarray, status: np.ndarray
+    ) -> bool:
+        """Every reply is an OK in time and the client does nothing more with it (fast path)."""
+        return (
+            not self.closed
+            and self.kind != "cache"
+            and not (status != OK).any()
+            and not gave_up.any()
+            and bool((reply_at <= deadline).all())
+            and bool(np.isfinite(reply_at).all())
+        )
+
+    def _ack(self, msg: np.ndarray, reply_at: np.ndarray) -> None:
+        copies = self.model.copies
+        ids = self._expand(msg)
+        self.history.ack(ids, np.repeat(reply_at, copies) if copies > 1 else reply_at)
 
     def _resend(self, rows: Rows, send: np.ndarray) -> None:
         conn = rows["conn"]

@@ -199,6 +199,9 @@ class Store:
             return status, aux
         ok = status == OK
         sets = ((op == SET) | (op == CACHE_SET)) & ok
+        if sets.all():  # a run of plain writes (the common case): no selection to copy
+            self._apply_sets(rows["msg"], rows["key"], rows["nbytes"], rows["attempt"], exec_ms)
+            return status, aux
         if sets.any():
             self._apply_sets(
                 rows["msg"][sets],
