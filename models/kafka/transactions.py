@@ -133,7 +133,7 @@ class Transactions:
                 return broker
         return None
 
-    def _rtt_half(self, consumer: Consumer, p: int) -> float:
+    def _one_way_ms(self, consumer: Consumer, p: int) -> float:
         coordinator = self.coordinator(p)
         if coordinator is None:
             return 0.0
@@ -146,7 +146,7 @@ class Transactions:
         self.owner[p] = consumer.name
         txn = self.txn[p]
         if txn is not None and txn.state == OPEN:
-            when = self.env.now + self._rtt_half(consumer, p)
+            when = self.env.now + self._one_way_ms(consumer, p)
             self._at(when, lambda t: self._abort(txn, "fenced_by_new_owner", t))
 
     def committing(self, p: int) -> bool:
@@ -194,7 +194,7 @@ class Transactions:
         txn.offset = (offset, epoch)
         txn.state = COMMITTING
         self.in_flight[p] += 1
-        arrival = end_ms + self._rtt_half(consumer, p)
+        arrival = end_ms + self._one_way_ms(consumer, p)
         self._at(arrival, lambda t: self._end_txn(txn, t))
 
     # --- coordinator's side ----------------------------------------------------------------------
@@ -252,7 +252,9 @@ class Transactions:
     def _wake(self, p: int) -> None:
         waiting, self.waiting[p] = self.waiting[p], []
         for callback in waiting:
-            callback()
+            # as an event: a decision settled lazily inside a consumer's flush must not start
+            # another consumer's (or the same one's) fetching in the middle of it
+            self.env.timeout(0).callbacks.append(lambda _e, cb=callback: cb())
 
     def _timeouts(self) -> Any:
         """The coordinator aborts transactions left open longer than transaction.timeout.ms."""
