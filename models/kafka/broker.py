@@ -247,7 +247,7 @@ class Broker(LeaderProduce, Node):
 
     # --- follower fetch (leader side in replication.py) -----------------------------------------
     def receive_follower_fetch(self, fetch: pr.FollowerFetch) -> None:
-        if not self.serving(
+        if self.state != UP and not self.serving(
             self.receive_follower_fetch, (fetch,), lambda: fetch.fetcher.leader_gone(reset=True)
         ):
             return

@@ -126,7 +126,9 @@ class KafkaModel(SystemModel):
                 if n_producers == 1:
                     producers[0].accept(ids, batch.intended_ms, parts, sizes)
                 else:
-                    order = np.argsort(owner, kind="stable")
+                    # a small integer type makes the stable sort a radix sort (same order)
+                    narrow = owner.astype(np.uint16) if n_producers <= 65_536 else owner
+                    order = np.argsort(narrow, kind="stable")
                     counts = np.bincount(owner, minlength=n_producers)
                     bounds = np.concatenate(([0], np.cumsum(counts)))
                     ids, times = ids[order], batch.intended_ms[order]

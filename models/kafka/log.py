@@ -150,9 +150,12 @@ class ReplicaLog:
         """The store pieces holding offsets [start, end)."""
         if end <= start:
             return []
-        k = bisect_right(self.ext_off, start) - 1
-        out: list[Piece] = []
         offs, poss, epochs = self.ext_off, self.ext_pos, self.ext_epoch
+        if offs and start >= offs[-1] and end <= self.leo:
+            # the usual read: the tail of the last extent (no search)
+            return [(start, poss[-1] + (start - offs[-1]), end - start, epochs[-1])]
+        k = bisect_right(offs, start) - 1
+        out: list[Piece] = []
         n = len(offs)
         while k < n and start < end:
             stop = offs[k + 1] if k + 1 < n else self.leo

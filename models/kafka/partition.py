@@ -204,11 +204,15 @@ class PartitionReplica:
                 break
 
     # --- follower progress, high watermark --------------------------------------------------------
-    def follower_fetched(self, follower: int, fetch_offset: int, now: float) -> None:
-        """Record a follower's fetch position (Replica.updateFetchState)."""
-        state = self.followers.get(follower)
+    def follower_fetched(
+        self, follower: int, fetch_offset: int, now: float, state: FollowerState | None = None
+    ) -> None:
+        """Record a follower's fetch position (Replica.updateFetchState); `state`: its
+        FollowerState if the caller looked it up already."""
         if state is None:
-            return
+            state = self.followers.get(follower)
+            if state is None:
+                return
         log = self.log
         leo = log.leo
         if fetch_offset >= leo:

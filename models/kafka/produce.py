@@ -47,7 +47,7 @@ class LeaderProduce:
 
     # --- produce ----------------------------------------------------------------------------------
     def receive_produce(self, request: pr.ProduceRequest) -> None:
-        if not self.serving(
+        if self.state != UP and not self.serving(
             self.receive_produce, (request,), lambda: request.producer.refused(request, self)
         ):
             if request.acks == "0" and self.state != PAUSED:

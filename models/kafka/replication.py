@@ -77,8 +77,8 @@ def handle_follower_fetch(
             answer = True
             continue
         state = rep.followers.get(follower)
-        if not completing:
-            rep.follower_fetched(follower, offset, now)
+        if not completing and state is not None:
+            rep.follower_fetched(follower, offset, now, state)
         hw = log.hw
         has_data = offset < leo and budget > 0
         if not has_data and state is not None and state.sent_hw == hw:
@@ -358,7 +358,9 @@ class ReplicaFetcher:
                 if flush_every is not None and log.unflushed >= flush_every:
                     # the fetcher thread flushes before it fetches again
                     self.flushing = log.flush()
-            hw = min(part.high_watermark, log.leo)
+            hw = part.high_watermark
+            if hw > log.leo:
+                hw = log.leo
             if hw > log.hw:
                 log.hw = hw
             if rep.power_cut and log.leo >= part.high_watermark:
