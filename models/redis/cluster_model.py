@@ -25,6 +25,7 @@ from models.redis.commands import CostModel
 from models.redis.server import SERVING
 from simulator import history as hist
 from simulator.model import SystemModel
+from simulator.scenario import ScenarioError
 
 if TYPE_CHECKING:
     from models.redis.server import RedisServer
@@ -41,9 +42,11 @@ class ClusterModel(SystemModel):
         ctx, config = self.ctx, self.config
         spec = self.spec.workload
         if spec.mode != "open":
-            raise ValueError(
-                f"workload.mode: {spec.mode!r} is not modelled with redis.cluster.enabled; "
-                "allowed: 'open'"
+            raise ScenarioError(
+                [
+                    f"workload.mode: {spec.mode!r} is not modelled with redis.cluster.enabled; "
+                    "allowed: 'open'"
+                ]
             )
         cluster = config.cluster
         self.value_bytes = spec.value_bytes

@@ -25,6 +25,7 @@ from models.redis.cluster_slots import (
 )
 from simulator import load_scenario, run
 from simulator.results import Result
+from simulator.scenario import ScenarioError
 
 FATES = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
 RATE = 3000.0
@@ -251,3 +252,24 @@ def test_a_master_cut_off_with_its_clients_stops_writes_after_node_timeout() -> 
     assert discarded >= 0.7 * 800.0 * RATE / 3 / 1000.0
     minority = [d for _t, d in _events(result, "cluster_state") if d.get("reason") == "minority"]
     assert minority and minority[0]["state"] == "fail"
+
+
+@pytest.mark.parametrize(
+    ("redis", "workload", "field"),
+    [
+        ({"workload": "list"}, {}, "cluster.enabled"),
+        ({"replicas": 1}, {}, "cluster.enabled"),
+        ({"cluster": {"shards": 0}}, {}, "cluster.shards"),
+        ({"cluster": {"node_timeout_ms": 0}}, {}, "cluster.node_timeout_ms"),
+        ({}, {"mode": "closed", "clients": 2}, "workload.mode"),
+    ],
+)
+def test_bad_cluster_settings_are_refused_with_the_field_named(
+    redis: dict[str, Any], workload: dict[str, Any], field: str
+) -> None:
+    cluster = {"enabled": True, **redis.pop("cluster", {})}
+    data = _spec({}, workload=workload)
+    data["redis"] = {**redis, "cluster": cluster}
+    with pytest.raises(ScenarioError) as caught:
+        run(load_scenario(data))
+    assert field in str(caught.value)
