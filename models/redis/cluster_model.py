@@ -148,6 +148,9 @@ class ClusterModel(SystemModel):
     def gauges(self) -> dict[str, float]:
         self.settle()
         out: dict[str, float] = {"cluster_state_ok": 0.0 if self.bus.down else 1.0}
+        masters = [shard.master for shard in self.shards]
+        out["event_loop_backlog"] = float(sum(m.backlog() for m in masters))
+        out["used_memory_mb"] = sum(m.store.memory.used for m in masters) / 2**20
         lags = []
         for shard in self.shards:
             master = shard.master
