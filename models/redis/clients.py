@@ -119,28 +119,34 @@ class Clients(ClientReplies):
         jitter = None
         if self.config.command_cost_distribution == "exponential":
             jitter = self.cost_rng.exponential(1.0, n)
-        cost, rcost, wcost = self.model.costs.row_costs(op, nbytes, first, last, jitter)
-        rows: Rows = {
+        given: Rows = {
             "arrival": arrival,
             "send": np.asarray(send, dtype=np.float64),
-            "deadline": send + self.timeout_ms,
             "reply_delay": reply_delay,
-            "cost": cost,
-            "rcost": rcost,
-            "wcost": wcost,
             "op": np.asarray(op, dtype=np.int8),
             "conn": np.asarray(conn, dtype=np.int32),
             "msg": np.asarray(msg, dtype=np.int64),
             "key": np.asarray(key, dtype=np.int64),
             "nbytes": np.asarray(nbytes, dtype=np.int32),
-            "attempt": np.zeros(n, dtype=np.int8) if attempt is None else attempt.astype(np.int8),
             "first": first,
             "last": last,
-            "gave_up": np.zeros(n, dtype=bool),
         }
-        order = np.argsort(rows["arrival"], kind="stable")
+        if attempt is not None:
+            given["attempt"] = attempt.astype(np.int8)
+        if jitter is not None:
+            given["jitter"] = jitter
+        order = np.argsort(arrival, kind="stable")
         if n and not np.all(order[1:] > order[:-1]):
-            rows = take_rows(rows, order)
+            # sort what was drawn in send order; the columns computed below are per row
+            given = take_rows(given, order)
+        rows: Rows = given
+        rows["deadline"] = rows["send"] + self.timeout_ms
+        rows["cost"], rows["rcost"], rows["wcost"] = self.model.costs.row_costs(
+            rows["op"], rows["nbytes"], rows["first"], rows["last"], rows.pop("jitter", None)
+        )
+        if attempt is None:
+            rows["attempt"] = np.zeros(n, dtype=np.int8)
+        rows["gave_up"] = np.zeros(n, dtype=bool)
         return rows
 
     def submit(self, rows: Rows, src: str = "clients") -> None:

@@ -101,15 +101,34 @@ class RequestQueue:
             return
         arrival = rows["arrival"]
         if len(self) and arrival[0] < self._data["arrival"][self.tail - 1]:
-            # merge only the overlap: queued rows that arrive after the first new one
-            split = self.head + int(np.searchsorted(self.arrival, arrival[0], side="right"))
-            tail = {k: v[split : self.tail] for k, v in self._data.items()}
-            merged = concat_rows([tail, rows])
-            order = np.argsort(merged["arrival"], kind="stable")
-            self.tail = split
-            self._append({k: v[order] for k, v in merged.items()})
+            self._merge(rows)
             return
         self._append(rows)
+
+    def _merge(self, rows: Rows) -> None:
+        """Insert sorted `rows` among queued ones that arrive later (a queued row first on ties).
+
+        Only the overlap moves: the queued rows arriving after the first new one (usually a
+        few, delayed by network jitter) and the new rows go to their merged positions, as a
+        stable sort of (overlap, new rows) by arrival would place them.
+        """
+        n = int(rows["arrival"].size)
+        if n > 1 and bool((rows["arrival"][1:] < rows["arrival"][:-1]).any()):
+            rows = take_rows(rows, np.argsort(rows["arrival"], kind="stable"))
+        self._reserve(n)
+        arrival = rows["arrival"]
+        split = self.head + int(np.searchsorted(self.arrival, arrival[0], side="right"))
+        old_arrival = self._data["arrival"][split : self.tail]
+        m = int(old_arrival.size)
+        to_new = np.searchsorted(old_arrival, arrival, side="right") + np.arange(n)
+        to_old = np.searchsorted(arrival, old_arrival, side="left") + np.arange(m)
+        end = self.tail + n
+        for name, values in self._data.items():
+            overlap = values[split : self.tail].copy()
+            region = values[split:end]
+            region[to_old] = overlap
+            region[to_new] = rows[name]
+        self.tail = end
 
     def remove(self, mask: np.ndarray) -> Rows:
         """Take out the queued rows where `mask` is true (e.g. caught by a network cut)."""
@@ -124,12 +143,17 @@ class RequestQueue:
     def clear(self) -> Rows:
         return self.pop(len(self))
 
-    def _append(self, rows: Rows) -> None:
-        n = int(rows["arrival"].size)
-        if n == 0:
+    def _reserve(self, n: int) -> None:
+        """Room for `n` more rows after the tail: move the live rows to the front, or grow."""
+        if self.tail + n <= self._cap:
             return
-        if self.tail + n > self._cap:
-            live = len(self)
+        live = len(self)
+        if live + n <= self._cap // 2:
+            # plenty of room once the rows already taken are dropped: reuse the arrays (popped
+            # rows were copied out, views are only valid until the next change)
+            for values in self._data.values():
+                values[:live] = values[self.head : self.tail]
+        else:
             cap = self._cap
             while live + n > cap // 2:
                 cap *= 2
@@ -137,7 +161,13 @@ class RequestQueue:
             for name, values in self._data.items():
                 data[name][:live] = values[self.head : self.tail]
             self._data, self._cap = data, cap
-            self.head, self.tail = 0, live
+        self.head, self.tail = 0, live
+
+    def _append(self, rows: Rows) -> None:
+        n = int(rows["arrival"].size)
+        if n == 0:
+            return
+        self._reserve(n)
         for name, values in self._data.items():
             values[self.tail : self.tail + n] = rows[name]
         self.tail += n
