@@ -103,6 +103,16 @@ class ConsumerConfig(BaseModel):
         description="transaction.timeout.ms of the pipeline's transactional producer: the "
         "coordinator aborts a transaction left open this long (its producer crashed).",
     )
+    transactional_id_scope: Literal["partition", "consumer"] = Field(
+        "partition",
+        description="Model parameter (with exactly_once): partition = one transactional producer "
+        "per input partition (transactional.id = group.id-partition, Kafka Streams' first "
+        "exactly-once mode): a partition's new owner fences the old producer and aborts its "
+        "open transaction at once. consumer = one per consumer (KIP-447, Kafka Streams' "
+        "exactly_once_v2): zombies are fenced by the group generation when they commit, and a "
+        "crashed consumer's open transaction is aborted only when it restarts or after "
+        "transaction_timeout_ms, holding back the last stable offset of its output until then.",
+    )
     manual_commit: ManualCommit = Field(
         "sync_after_processing",
         description="Model parameter (the application's loop, used when enable_auto_commit is "

@@ -74,6 +74,8 @@ class Committing:
             # onPartitionsRevoked of a transactional loop: commit the transaction in progress
             # with the position reached (the new owner waits for it, see Group._hand_over)
             txns.commit(self, p, cursor.position, cursor.position_epoch, self.env.now)
+        elif not commit and txns is not None:
+            txns.abandon(p, self)  # onPartitionsLost: abort what is in progress
         self._withdraw_cursor(cursor)
         del self.cursors[p]
 

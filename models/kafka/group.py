@@ -191,6 +191,8 @@ class Group:
     def member_restarted(self, consumer: Consumer) -> None:
         """A restarted consumer is a new member; the join round waits for the old session."""
         self.left.discard(consumer.name)
+        if self.model.transactions is not None:
+            self.model.transactions.init_producer(consumer)  # initTransactions at start-up
         if not consumer.session_pending:
             self.request(f"{consumer.name} joined")
 

@@ -1,11 +1,12 @@
 """The transactional consume-transform-produce pipeline: transactions, their coordinator, the
 output topic with its markers and last stable offset, and its downstream reader.
 
-With `consumer.exactly_once` every consumer is a consume-transform-produce loop. Input partition
-p is transformed into output partition p by a transactional producer whose `transactional.id` is
-`<group.id>-<p>` (one producer per input partition, as Kafka Streams' first exactly-once mode
-does): each poll of p is one transaction, `beginTransaction`, one output record per input record
-(`send`), `sendOffsetsToTransaction` with the poll's end offset, `commitTransaction`.
+With `consumer.exactly_once` every consumer is a consume-transform-produce loop: input partition p
+is transformed into output partition p, each poll of p is one transaction: `beginTransaction`, one
+output record per input record (`send`), `sendOffsetsToTransaction` with the poll's end offset,
+`commitTransaction`. `consumer.transactional_id_scope` says who owns the transactional.ids:
+`partition` (`<group.id>-<p>`, one producer per input partition, Kafka Streams' first exactly-once
+mode) or `consumer` (`<group.id>-<consumer>`, one per consumer, KIP-447 / exactly_once_v2).
 
 - **Coordinator.** The transaction coordinator of a transactional.id is the leader of partition
   `crc32(id) % transaction.state.log.num.partitions` of `__transaction_state`, replicas
@@ -18,12 +19,14 @@ does): each poll of p is one transaction, `beginTransaction`, one output record 
   to `__consumer_offsets` (the group's committed offset moves only then). A request already sent
   completes even if the consumer crashes right after.
 - **Abort.** A consumer that crashes (or is paused, or leaves) mid-poll leaves its transaction
-  open. The next owner of p initialises the same transactional.id (InitProducerId): the
-  coordinator bumps the epoch, fences the old producer and writes ABORT markers. A transaction no
-  one takes over is aborted by the coordinator's timeout check
-  (`transaction.abort.timed.out.transaction.cleanup.interval.ms`) once older than
-  `transaction.timeout.ms`. A new owner waits for a commit in flight (its OffsetFetch would see
-  the pending offsets, KIP-447's UNSTABLE_OFFSET_COMMIT) before it starts.
+  open. Per partition: the next owner of p initialises the same transactional.id
+  (InitProducerId): the coordinator bumps the epoch, fences the old producer and writes ABORT
+  markers at once. Per consumer: the new owner has its own id, so the old transaction stays open
+  until its consumer restarts (InitProducerId of its id) or the coordinator's timeout check
+  (`transaction.abort.timed.out.transaction.cleanup.interval.ms`) finds it older than
+  `transaction.timeout.ms`; a zombie that comes back is fenced by the group generation when it
+  sends its offsets (KIP-447) and aborts. A new owner waits for a commit in flight (its
+  OffsetFetch would see the pending offsets, KIP-447's UNSTABLE_OFFSET_COMMIT) before it starts.
 - **Output topic, LSO, isolation.** The output partition is the list of output records in
   append order with the transaction each belongs to. Its last stable offset (LSO) is the first
   record of the oldest undecided transaction. The downstream reader is always caught up: with
@@ -61,22 +64,24 @@ DUP_ABORTED_READ_UNCOMMITTED = "aborted_read_uncommitted"
 
 
 class Txn:
-    """One transaction of one transactional.id (one input partition)."""
+    """One transaction of one transactional.id, writing one output partition."""
 
     __slots__ = (
         "decided_ms",
-        "epoch",
         "offset",
         "owner",
         "partition",
         "records",
+        "seq",
         "start_ms",
         "state",
+        "tid",
     )
 
-    def __init__(self, partition: int, epoch: int, owner: str, start_ms: float):
+    def __init__(self, seq: int, tid: str, partition: int, owner: str, start_ms: float):
+        self.seq = seq
+        self.tid = tid
         self.partition = partition
-        self.epoch = epoch
         self.owner = owner
         self.start_ms = start_ms
         self.offset: tuple[int, int] | None = None  # sendOffsetsToTransaction (offset, epoch)
@@ -87,34 +92,30 @@ class Txn:
 
 class OutputPartition:
     """One partition of the output topic: (transaction, input ids, dup cause) in append order,
-    the state of each transaction, and how far the read_committed reader got (the LSO)."""
+    and how far the read_committed reader got (the LSO)."""
 
     def __init__(self) -> None:
         self.chunks: list[tuple[Txn, np.ndarray, str]] = []
         self.read = 0  # chunks below the LSO, already read or skipped
-        self.lso_ms = -float("inf")  # when the LSO last moved
 
 
 class Transactions:
-    """Transactional producers (one per input partition), their coordinators and the output."""
+    """Transactional producers, their coordinators, the output topic and its reader."""
 
     def __init__(self, model: KafkaModel):
         self.model = model
         self.env = model.env
         cfg = model.config
         self.cfg = cfg.consumer
+        self.per_partition = cfg.consumer.transactional_id_scope == "partition"
         self.read_committed = cfg.consumer.output_isolation_level == "read_committed"
         n = cfg.topic.partitions
-        brokers = cfg.brokers
-        rf = min(cfg.broker.transaction_state_log_replication_factor, brokers)
-        self.coordinator_replicas: list[list[int]] = []
-        for p in range(n):
-            tid = f"{cfg.consumer.group_id}-{p}"
-            q = zlib.crc32(tid.encode()) % cfg.broker.transaction_state_log_num_partitions
-            self.coordinator_replicas.append([(q + i) % brokers for i in range(rf)])
-        self.txn: list[Txn | None] = [None] * n
-        self.epoch = [0] * n  # producer epoch of each transactional.id
-        self.owner: list[str | None] = [None] * n  # the producer holding the current epoch
+        self._replicas: dict[str, list[int]] = {}
+        # per (partition, producer): its latest transaction on that partition
+        self.current: dict[tuple[int, str], Txn] = {}
+        self.open: dict[int, Txn] = {}  # seq -> open transaction, in the order they began
+        self.seq = 0
+        self.owner: list[str | None] = [None] * n  # who may write p (took it last)
         self.out = [OutputPartition() for _ in range(n)]
         self.in_flight = [0] * n  # EndTxn(commit) requests not yet applied, per partition
         self.waiting: list[list[Callable[[], None]]] = [[] for _ in range(n)]
@@ -124,77 +125,125 @@ class Transactions:
         self.env.process(self._timeouts())
 
     # --- coordinator -----------------------------------------------------------------------------
-    def coordinator(self, p: int) -> Any:
-        """The broker coordinating partition p's transactional.id, or None when none is up."""
+    def tid(self, p: int, consumer_name: str) -> str:
+        """The transactional.id writing partition p for this consumer."""
+        group = self.cfg.group_id
+        return f"{group}-{p}" if self.per_partition else f"{group}-{consumer_name}"
+
+    def coordinator(self, tid: str) -> Any:
+        """The broker coordinating `tid` (__transaction_state leader), or None when none is up."""
+        replicas = self._replicas.get(tid)
+        if replicas is None:
+            broker_cfg = self.model.config.broker
+            brokers = self.model.config.brokers
+            q = zlib.crc32(tid.encode()) % broker_cfg.transaction_state_log_num_partitions
+            rf = min(broker_cfg.transaction_state_log_replication_factor, brokers)
+            replicas = self._replicas[tid] = [(q + i) % brokers for i in range(rf)]
         fenced = self.model.controller.fenced
-        for b in self.coordinator_replicas[p]:
+        for b in replicas:
             broker = self.model.brokers[b]
             if broker.state == UP and broker.registered and not fenced.get(b, False):
                 return broker
         return None
 
-    def _one_way_ms(self, consumer: Consumer, p: int) -> float:
-        coordinator = self.coordinator(p)
+    def _one_way_ms(self, consumer: Consumer, tid: str) -> float:
+        coordinator = self.coordinator(tid)
         if coordinator is None:
             return 0.0
         return float(self.model.net.delay(consumer.name, coordinator.name, TXN_BYTES))
 
     # --- the producer's side ---------------------------------------------------------------------
     def fence(self, p: int, consumer: Consumer) -> None:
-        """InitProducerId by the new owner of p: bump the epoch, abort what the old one left."""
-        self.epoch[p] += 1
+        """`consumer` takes partition p. Per partition: InitProducerId of p's transactional.id
+        bumps its epoch, fences the old producer and aborts what it left open."""
         self.owner[p] = consumer.name
-        txn = self.txn[p]
+        if not self.per_partition:
+            return
+        tid = self.tid(p, consumer.name)
+        when = self.env.now + self._one_way_ms(consumer, tid)
+        for txn in list(self.open.values()):
+            if txn.tid == tid:
+                self._at(when, lambda t, x=txn: self._abort(x, "fenced_by_new_owner", t))
+
+    def init_producer(self, consumer: Consumer) -> None:
+        """A restarted consumer initialises its transactional.id (per consumer): the coordinator
+        aborts the transactions its previous incarnation left open."""
+        if self.per_partition:
+            return
+        tid = self.tid(0, consumer.name)
+        when = self.env.now + self._one_way_ms(consumer, tid)
+        for txn in list(self.open.values()):
+            if txn.tid == tid:
+                self._at(when, lambda t, x=txn: self._abort(x, "fenced_by_restart", t))
+
+    def abandon(self, p: int, consumer: Consumer) -> None:
+        """`consumer` lost partition p without committing (onPartitionsLost, removed from the
+        group): the loop aborts its transaction on p, and will not reuse it."""
+        txn = self.current.pop((p, consumer.name), None)
         if txn is not None and txn.state == OPEN:
-            when = self.env.now + self._one_way_ms(consumer, p)
-            self._at(when, lambda t: self._abort(txn, "fenced_by_new_owner", t))
+            when = self.env.now + self._one_way_ms(consumer, txn.tid)
+            self._at(when, lambda t: self._abort(txn, "partitions_lost", t))
 
     def committing(self, p: int) -> bool:
-        """Whether partition p's transaction has its EndTxn in flight (offsets pending)."""
+        """Whether partition p has an EndTxn in flight (its offsets are pending)."""
         return self.in_flight[p] > 0
 
     def open_for(self, p: int, owner: str) -> bool:
         """Whether `owner` has a transaction open on partition p (records sent, not committed)."""
-        txn = self.txn[p]
-        return txn is not None and txn.state == OPEN and txn.owner == owner == self.owner[p]
+        txn = self.current.get((p, owner))
+        return txn is not None and txn.state == OPEN and self._may_write(p, owner)
 
     def when_decided(self, p: int, callback: Callable[[], None]) -> None:
         self.waiting[p].append(callback)
 
+    def _may_write(self, p: int, owner: str) -> bool:
+        # per partition, a fenced producer's sends fail (ProducerFencedException); per consumer
+        # a zombie still writes, and is fenced when it sends its offsets
+        return not self.per_partition or self.owner[p] == owner
+
+    def _open_txn(self, p: int, owner: str, start_ms: float) -> Txn:
+        txn = self.current.get((p, owner))
+        if txn is None or txn.state != OPEN:
+            self.seq += 1
+            txn = Txn(self.seq, self.tid(p, owner), p, owner, start_ms)
+            self.current[(p, owner)] = txn
+            self.open[txn.seq] = txn
+        return txn
+
     def send(self, consumer: Consumer, p: int, ids: np.ndarray, times: Any, dup_cause: str) -> None:
         """Output records for processed input records (ids -1: removed by compaction, none)."""
-        if self.owner[p] != consumer.name:
-            return  # a fenced (zombie) producer: ProducerFencedException, nothing is written
+        if not self._may_write(p, consumer.name):
+            return
         if ids.shape[0] and ids.min() < 0:
             keep = ids >= 0
             ids = ids[keep]
             times = times[keep] if np.ndim(times) else times
         if not ids.shape[0]:
             return
-        txn = self.txn[p]
-        if txn is None or txn.state != OPEN or txn.owner != consumer.name:
-            first = float(times[0]) if np.ndim(times) else float(times)
-            txn = Txn(p, self.epoch[p], consumer.name, first)
-            self.txn[p] = txn
+        first = float(times[0]) if np.ndim(times) else float(times)
+        txn = self._open_txn(p, consumer.name, first)
         txn.records += ids.shape[0]
         self.out[p].chunks.append((txn, ids, dup_cause))
         if not self.read_committed:
-            cause = DUP_ABORTED_READ_UNCOMMITTED
-            self.model.facts.deliver(ids, times, cause)
+            self.model.facts.deliver(ids, times, DUP_ABORTED_READ_UNCOMMITTED)
 
     def commit(self, consumer: Consumer, p: int, offset: int, epoch: int, end_ms: float) -> None:
         """The poll ended at `end_ms`: sendOffsetsToTransaction + commitTransaction."""
-        txn = self.txn[p]
-        if self.owner[p] != consumer.name:
+        if not self._may_write(p, consumer.name):
             return
-        if txn is None or txn.state != OPEN or txn.owner != consumer.name:
-            # a poll with no output (every record compacted away): offsets alone
-            txn = Txn(p, self.epoch[p], consumer.name, end_ms)
-            self.txn[p] = txn
+        txn = self._open_txn(p, consumer.name, end_ms)  # offsets alone if nothing was sent
+        group = self.model.group
+        arrival = end_ms + self._one_way_ms(consumer, txn.tid)
+        if not self.per_partition and (
+            group.owner.get(p) != consumer.name or consumer.member_generation != group.generation
+        ):
+            # KIP-447: TxnOffsetCommit with a stale generation is rejected; the loop aborts
+            self._at(arrival, lambda t: self._abort(txn, "fenced_by_generation", t))
+            return
         txn.offset = (offset, epoch)
         txn.state = COMMITTING
+        del self.open[txn.seq]
         self.in_flight[p] += 1
-        arrival = end_ms + self._one_way_ms(consumer, p)
         self._at(arrival, lambda t: self._end_txn(txn, t))
 
     # --- coordinator's side ----------------------------------------------------------------------
@@ -207,13 +256,17 @@ class Transactions:
         else:
             self.env.timeout(delay).callbacks.append(lambda _e: action(self.env.now))
 
+    def _retry(self, action: Callable[[float], None]) -> None:
+        """No coordinator up: the client retries after retry.backoff.ms."""
+        retry = self.cfg.retry_backoff_ms
+        self.env.timeout(retry).callbacks.append(lambda _e: action(self.env.now))
+
     def _end_txn(self, txn: Txn, now: float) -> None:
         """EndTxn(commit) reached the coordinator: PrepareCommit, markers, offsets."""
         p = txn.partition
         group = self.model.group
-        if self.coordinator(p) is None or group.coordinator() is None:
-            retry = self.model.config.consumer.retry_backoff_ms
-            self.env.timeout(retry).callbacks.append(lambda _e: self._end_txn(txn, self.env.now))
+        if self.coordinator(txn.tid) is None or group.coordinator() is None:
+            self._retry(lambda t: self._end_txn(txn, t))
             return
         txn.state = COMMITTED
         txn.decided_ms = now
@@ -227,20 +280,19 @@ class Transactions:
     def _abort(self, txn: Txn, reason: str, now: float) -> None:
         if txn.state != OPEN:
             return
-        p = txn.partition
-        if self.coordinator(p) is None:
-            retry = self.model.config.consumer.retry_backoff_ms
-            self.env.timeout(retry).callbacks.append(
-                lambda _e: self._abort(txn, reason, self.env.now)
-            )
+        coordinator = self.coordinator(txn.tid)
+        if coordinator is None:
+            self._retry(lambda t: self._abort(txn, reason, t))
             return
+        p = txn.partition
         txn.state = ABORTED
         txn.decided_ms = now
+        del self.open[txn.seq]
         self.aborted += 1
         self.aborted_records += txn.records
         self.model.ctx.event(
             "transaction_aborted",
-            self.coordinator(p).name,
+            coordinator.name,
             partition=p,
             producer=txn.owner,
             records=txn.records,
@@ -267,9 +319,7 @@ class Transactions:
             self.model.settle_all()
             now = self.env.now
             consumers = {c.name: c for c in self.model.consumers}
-            for txn in self.txn:
-                if txn is None or txn.state != OPEN:
-                    continue
+            for txn in list(self.open.values()):
                 owner = consumers.get(txn.owner)
                 abandoned = (
                     owner is None or owner.state != UP or txn.owner != self.owner[txn.partition]
@@ -282,7 +332,6 @@ class Transactions:
         """The LSO moves past decided transactions: read_committed reads what they committed."""
         out = self.out[p]
         chunks = out.chunks
-        moved = False
         while out.read < len(chunks):
             txn, ids, cause = chunks[out.read]
             state = txn.state
@@ -292,21 +341,15 @@ class Transactions:
             elif state != ABORTED:
                 break  # the first undecided transaction: the last stable offset
             out.read += 1
-            moved = True
-        if moved:
-            out.lso_ms = now
         if out.read > 4096 and out.read * 2 > len(chunks):
             del chunks[: out.read]  # forget what every reader is past
             out.read = 0
 
     def settled(self) -> bool:
         """Every transaction decided and every output record below the LSO (drain check)."""
-        for p, txn in enumerate(self.txn):
-            if self.in_flight[p] or (txn is not None and txn.state == OPEN):
-                return False
-            if self.out[p].read < len(self.out[p].chunks):
-                return False
-        return True
+        if self.open or any(self.in_flight):
+            return False
+        return all(out.read == len(out.chunks) for out in self.out)
 
 
 def transactions_summary(txns: Transactions | None) -> dict[str, int]:

@@ -153,6 +153,67 @@ def test_a_transaction_nobody_takes_over_is_aborted_by_the_timeout() -> None:
     _no_duplicates_no_loss(result)
 
 
+# Per-consumer transactional.ids (KIP-447): consumer0 crashes at 5 s and stays down; consumer1
+# (fast enough for the whole load) takes its partitions at 11 s (session 6 s) under its own id,
+# so nothing fences consumer0's open transaction until the coordinator's timeout (10 s, checked
+# every second) aborts it at ~15 s.
+SCOPE_CRASH = {"at_s": 5.0, "kind": "consumer_crash", "target": "a_consumer"}
+
+
+def _scoped(scope: str, isolation: str) -> Any:
+    return _pipeline(
+        [SCOPE_CRASH],
+        workload__processing_ms=0.3,
+        scenario__duration_s=20.0,
+        kafka__consumer__transactional_id_scope=scope,
+        kafka__consumer__output_isolation_level=isolation,
+        kafka__consumer__transaction_timeout_ms=10_000.0,
+        kafka__broker__transaction_abort_timed_out_transaction_cleanup_interval_ms=1000.0,
+    )
+
+
+def _abort_ms(result: Any, reason: str) -> float:
+    aborted = events(result, "transaction_aborted")
+    times = aborted[aborted["detail"].str.contains(f'"reason": "{reason}"')]["t_ms"]
+    assert len(times) == 1, aborted
+    return float(times.iloc[0])
+
+
+def test_per_consumer_ids_hold_back_the_last_stable_offset_until_the_timeout() -> None:
+    per_consumer = _scoped("consumer", "read_committed")
+    per_partition = _scoped("partition", "read_committed")
+    for result in (per_consumer, per_partition):
+        _no_duplicates_no_loss(result)
+    # which output records the crash left in the open transaction: those a read_uncommitted
+    # reader of the same run sees twice (same seed and processing; only the reader differs)
+    seen = _scoped("consumer", "read_uncommitted").messages
+    aborted_ids = seen[seen["deliveries"] > 1]["id"].to_numpy()
+    assert aborted_ids.size > 0
+    timeout_ms = _abort_ms(per_consumer, "transaction_timeout")
+    fenced_ms = _abort_ms(per_partition, "fenced_by_new_owner")
+    assert fenced_ms < timeout_ms - 3000.0  # the new owner fenced it long before the timeout
+    # their redone output is committed after the takeover, but read_committed sees it only
+    # once the LSO moves past the hanging transaction: at its abort
+    late = per_consumer.messages.set_index("id").loc[aborted_ids, "deliver_ms"]
+    assert (late >= timeout_ms - 1e-3).all(), (late.min(), timeout_ms)
+    early = per_partition.messages.set_index("id").loc[aborted_ids, "deliver_ms"]
+    assert (early < timeout_ms).all(), (early.max(), timeout_ms)
+
+
+@pytest.mark.parametrize("faults", [[CONSUMER_CRASH], [PAUSE]])
+def test_per_consumer_ids_keep_the_output_exactly_once(faults: list[dict[str, Any]]) -> None:
+    # the crash lands mid-poll; the paused zombie loses its partitions mid-poll, aborts its
+    # transaction when it learns it (onPartitionsLost) and never commits the stale one
+    result = _pipeline(faults, kafka__consumer__transactional_id_scope="consumer")
+    _no_duplicates_no_loss(result)
+    assert result.summary["model"]["transactions_aborted"] >= 1
+
+
+def test_per_consumer_ids_survive_a_broker_crash_then_a_consumer_crash() -> None:
+    faults = [LEADER_CRASH, CONSUMER_CRASH]
+    _no_duplicates_no_loss(_pipeline(faults, kafka__consumer__transactional_id_scope="consumer"))
+
+
 def test_a_bad_isolation_level_is_rejected_with_its_field() -> None:
     with pytest.raises(ScenarioError, match="output_isolation_level"):
         run_kafka(scenario(kafka__consumer__output_isolation_level="read_everything"))
