@@ -58,7 +58,7 @@ class ClusterBus:
         self.last_pong: dict[tuple[str, str], float] = {}
         self.failed: dict[str, float] = {}  # node -> when it was marked FAIL
         self.voted_at: dict[str, float] = {}  # failed master -> last vote granted for it
-        self.electing: set[int] = set()  # shards with an election in progress
+        self.electing: dict[int, int] = {}  # shard -> candidates still running for it
         self.down = False
         self.majority_at: dict[str, float] = {}  # node -> last time it reached a majority
         self.isolated: set[str] = set()  # nodes that could not for node-timeout
@@ -182,21 +182,23 @@ class ClusterBus:
         if not links or shard.config.replica_priority == 0:
             return
         links.sort(key=lambda link: (-link.offset, link.server.name))
-        candidates = [link.server for link in links]
-        # the best-ranked replica (largest offset) asks first; the others would wait 1 s more
-        # per rank and find the slots already taken
-        delay = ELECTION_FIXED_MS + float(self.rng.uniform(0, ELECTION_RANDOM_MS))
-        self.electing.add(shard.index)
-        self.env.process(self._election(shard, candidates[0], delay))
+        # each replica waits 500 ms + random(0, 500) ms + rank x 1000 ms, its rank being the
+        # number of replicas with a larger offset: the most up-to-date one asks first, and the
+        # masters vote once per failed master, so a later candidate finds no votes left
+        self.electing[shard.index] = len(links)
+        for link in links:
+            rank = sum(1 for other in links if other.offset > link.offset)
+            delay = ELECTION_FIXED_MS + float(self.rng.uniform(0, ELECTION_RANDOM_MS))
+            delay += rank * RANK_MS
+            self.env.process(self._election(shard, shard.master, link.server, delay))
 
     def _election(
-        self, shard: Shard, replica: RedisServer, delay: float
+        self, shard: Shard, old: RedisServer, replica: RedisServer, delay: float
     ) -> Generator[Any, Any, None]:
         yield self.env.timeout(delay)
-        old = shard.master
         now = self.env.now
-        if old.name not in self.failed or not replica.is_running:
-            self.electing.discard(shard.index)
+        if shard.master is not old or old.name not in self.failed or not replica.is_running:
+            self._election_over(shard)
             return
         auth_timeout = max(2.0 * self.node_timeout_ms, 2000.0)
         voters = [
@@ -220,12 +222,19 @@ class ClusterBus:
             shard.replication.promote(replica)
             self.failovers += 1
             self._leader_event(shard, replica.name)
-            self.electing.discard(shard.index)
+            self._election_over(shard)
             self._update_state()
             return
         # not elected: try again after the retry time (2 x the election timeout)
         yield self.env.timeout(2.0 * auth_timeout - delay)
-        self.electing.discard(shard.index)
+        self._election_over(shard)
+
+    def _election_over(self, shard: Shard) -> None:
+        left = self.electing.get(shard.index, 1) - 1
+        if left > 0:
+            self.electing[shard.index] = left
+        else:
+            self.electing.pop(shard.index, None)
 
     def _leader_event(self, shard: Shard, name: str) -> None:
         self.ctx.event(

@@ -273,3 +273,21 @@ def test_bad_cluster_settings_are_refused_with_the_field_named(
     with pytest.raises(ScenarioError) as caught:
         run(load_scenario(data))
     assert field in str(caught.value)
+
+
+def test_the_most_up_to_date_replica_wins_the_election() -> None:
+    """Rank 0 (largest offset) waits 500-1000 ms, rank 1 a second more: with the first
+    replica's link slowed, the second one is promoted and little is lost."""
+    slow_link = {"kind": "delay", "target": "redis0-replica1", "delay_ms": 300.0}
+    faults = [
+        {"at_s": 0.5, "duration_s": 2.0, **slow_link},
+        {"at_s": 1.5, "kind": "power_loss", "target": "shard_0", "duration_s": 2.0},
+    ]
+    cluster = {"node_timeout_ms": 1000.0, "replicas_per_shard": 2}
+    result = _run(_spec(cluster, faults=faults, duration_s=5.0))
+    (t_fail, _), *_ = _events(result, "cluster_node_fail")
+    (t_promoted, failover), *_ = _events(result, "failover")
+    assert failover["new_primary"] == "redis0-replica2"
+    assert t_fail + 500.0 <= t_promoted <= t_fail + 1000.0
+    # the slow replica lacked ~300 writes; the promoted one only its link's last moments
+    assert result.summary["messages"]["lost"] < 0.2 * 300.0 * RATE / 3 / 1000.0
