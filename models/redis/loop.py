@@ -25,7 +25,7 @@ iterations, which is cheap exactly where it is needed: near saturation, where ba
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -53,6 +53,13 @@ class Plan:
     exec_end: np.ndarray  # X: commands executed, beforeSleep begins
     end_ms: np.ndarray  # E: replies written, next poll possible
     has_write: np.ndarray
+    _row_batch: np.ndarray | None = field(default=None, repr=False, compare=False)
+
+    def row_batch(self) -> np.ndarray:
+        """The batch of each planned row (computed once: committing and statistics need it)."""
+        if self._row_batch is None:
+            self._row_batch = np.repeat(np.arange(len(self)), self.end - self.start)
+        return self._row_batch
 
     def __len__(self) -> int:
         return int(self.start.size)
@@ -368,8 +375,7 @@ def _exact(
 def exec_starts(rows: Rows, p: Plan, costs: LoopCosts) -> np.ndarray:
     """When each row of the planned batches began executing (for loop statistics)."""
     n = p.rows
-    sizes = p.end - p.start
-    batch = np.repeat(np.arange(len(p)), sizes)
+    batch = p.row_batch()
     read = rows["rcost"][:n]
     if costs.io_threads > 1 and costs.io_reads:
         requests = np.add.reduceat(rows["first"][:n].astype(np.int32), p.start)

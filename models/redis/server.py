@@ -207,10 +207,11 @@ class RedisServer(Node):
                     self._window_ms *= 2.0
                     continue
                 return
-            m = int(plan.end[k - 1])
-            batch = np.repeat(np.arange(k), plan.end[:k] - plan.start[:k])
-            end_row = plan.end_ms[batch]
-            bound = clients.feedback_bound(rows, m, end_row)
+            bound = np.inf
+            if clients.feedback:  # replies that make clients send more bound the span
+                m = int(plan.end[k - 1])
+                batch = np.repeat(np.arange(k), plan.end[:k] - plan.start[:k])
+                bound = clients.feedback_bound(rows, m, plan.end_ms[batch])
             limited = bound <= plan.poll[k - 1]
             if limited:
                 k = max(1, int(np.searchsorted(plan.poll[:k], bound, side="left")))
@@ -226,8 +227,7 @@ class RedisServer(Node):
         k = len(plan)
         m = int(plan.end[k - 1])
         rows = self.queue.pop(m)
-        sizes = plan.end - plan.start
-        batch = np.repeat(np.arange(k), sizes)
+        batch = plan.row_batch()
         exec_row = plan.exec_end[batch]
         end_row = plan.end_ms[batch]
         self._record_stats(rows, plan, end_row)

@@ -164,8 +164,28 @@ class Store:
             position = min(position, replication.fold_floor(self.server))
         if position <= self.journal.base or self.mode in ("incr", "list", "stream"):
             return
-        self._base = self.state_at(position)
+        if self.mode == "kv":
+            self._fold_writes(position)
+        else:
+            self._base = self.state_at(position)
         self.journal.drop_before(position)
+
+    def _fold_writes(self, position: int) -> None:
+        """`state_at(position)` made the base, in place, when the entries are all SETs.
+
+        (what a key-value run journals between two folds; anything else is replayed). The base
+        is private to the store: nothing else holds it, so it can be updated where it is.
+        """
+        base = self._base
+        entries = self.journal.entries(base.position, position)
+        if (entries & 3).any():  # a DEL (expiry, eviction) or a POP: the general replay
+            self._base = self.state_at(position)
+            return
+        ids = entries >> 3
+        keys = self.history.key[ids]
+        last = self._last_occurrence(keys)
+        base.value[keys[last]] = ids[last]
+        base.position += int(entries.size)
 
     def _sizes_of(self, ids: np.ndarray) -> np.ndarray:
         return np.full(ids.size, self.server.model.value_bytes, dtype=np.int64)
