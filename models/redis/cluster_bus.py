@@ -265,5 +265,8 @@ class ClusterBus:
         self.cluster.update_gates(now)
 
     def refuses(self, server: RedisServer) -> bool:
-        """Does this live node answer CLUSTERDOWN (cluster state fail in its own view)?"""
-        return server.is_running and (self.down or server.name in self.isolated)
+        """Does this live node answer CLUSTERDOWN (cluster state fail in its own view)? A
+        paused or dead node answers nothing: its requests wait in its loop or are refused."""
+        if not server.is_running or server.is_paused:
+            return False
+        return self.down or server.name in self.isolated

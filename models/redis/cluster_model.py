@@ -208,7 +208,7 @@ class ClusterModel(SystemModel):
         while True:
             yield self.env.timeout(10.0)
             for shard in self.shards:
-                if shard.gate_closed:
+                if shard.gate_closed and shard.server.is_up:
                     shard.clients.answer_gated(self.env.now, reopen=False)
 
     # --- faults --------------------------------------------------------------------------------
