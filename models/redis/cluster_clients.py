@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.redis.clients import CHUNK_MS, Clients
-from models.redis.replies import REPLY_BYTES
 from models.redis.requests import Rows, concat_rows, take_rows
 from models.redis.store import ERR_READONLY, ERR_REFUSED
 
@@ -216,4 +215,4 @@ class ClusterClients:
         return sum(c.held() for c in self.per_shard)
 
 
-__all__ = ["ERR_CLUSTERDOWN", "REPLY_BYTES", "ClusterClients", "ShardClients"]
+__all__ = ["ERR_CLUSTERDOWN", "ClusterClients", "ShardClients"]

@@ -205,6 +205,8 @@ class ClusterModel(SystemModel):
                 server.poke()
 
     def _gate_cron(self) -> Generator[Any, Any, None]:
+        """Answer CLUSTERDOWN to the requests that reached a refusing node (every 10 ms; the
+        replies carry their own times)."""
         while True:
             yield self.env.timeout(10.0)
             for shard in self.shards:
