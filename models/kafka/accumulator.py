@@ -86,10 +86,13 @@ class PartitionQueue:
             c = chunks[0]
             if c.floor > now:
                 break
-            base = c.cum[c.pos - 1] if c.pos else 0
+            base = int(c.cum[c.pos - 1]) if c.pos else 0
             by_time = int(c.times.searchsorted(now, "right"))
-            by_size = int(c.cum.searchsorted(base + room, "right"))
-            end = min(by_time, by_size)
+            if c.total - base <= room:  # the rest of the chunk fits: no search by size
+                by_size = c.ids.shape[0]
+            else:
+                by_size = int(c.cum.searchsorted(base + room, "right"))
+            end = by_time if by_time < by_size else by_size
             if end <= c.pos:
                 if parts or by_time <= c.pos:
                     break
@@ -98,7 +101,9 @@ class PartitionQueue:
             size = float(c.cum[end - 1] - base)
             nbytes += size
             room -= size
-            newest = max(newest, float(c.times[end - 1]))
+            last_t = float(c.times[end - 1])
+            if last_t > newest:
+                newest = last_t
             c.pos = end
             if end == c.ids.shape[0]:
                 chunks.popleft()

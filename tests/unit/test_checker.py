@@ -249,6 +249,21 @@ def test_grouped_quantiles_match_numpy_per_group():
         np.testing.assert_allclose(out[:, g], expected, rtol=1e-12)
 
 
+def test_bucket_of_in_chunks_agrees_with_the_grid_index():
+    grid = buckets.Grid(-100.0, 10.0, 50)
+    times = np.array([-150.0, -100.0, -95.5, 0.0, 9.999, 10.0, 399.9, 400.0, np.nan, 1e9])
+    bucket = grid.bucket_of(times, chunk=3)
+    index, inside = grid.index(times)
+    assert inside.sum() == 6  # outside the grid: before it, at its end, NaN and far beyond
+    np.testing.assert_array_equal(bucket[inside], index)
+    assert (bucket[~inside] == -1).all()
+    np.testing.assert_array_equal(grid.count_buckets(bucket, chunk=4), grid.count(times))
+    failed = np.arange(times.size) % 2 == 0
+    np.testing.assert_array_equal(
+        grid.count_buckets(bucket, failed, chunk=4), grid.count(times[failed])
+    )
+
+
 def test_the_timeseries_buckets_counts_and_latencies():
     ctx = make_ctx(duration_s=1, warmup_s=0.5, bucket_ms=100)
     h = ctx.history
