@@ -51,6 +51,8 @@ def _run(data: dict[str, Any]) -> Result:
     result = run(load_scenario(data), check_invariants=True)
     m = result.summary["messages"]
     assert sum(m[f] for f in FATES) == m["produced"] > 0, m
+    # a write answered with an error (CLUSTERDOWN, refused) never reached a dataset
+    assert m["anomalies"]["failed_but_delivered"] == m["anomalies"]["resurrected"] == 0, m
     return result
 
 
