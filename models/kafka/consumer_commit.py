@@ -47,7 +47,9 @@ class Committing:
             end = offset + ids.shape[0]
             return min(end, base + ((position - base) // polls + 1) * polls), epoch
         floor = base + ((position - base) // polls) * polls
-        return floor, (epoch if floor > offset else cursor.position_epoch)
+        # the epoch of the record before `floor`: inside this answer (its epoch) once past its
+        # first offset, even when part of it was already processed (`offset` moved on)
+        return floor, (epoch if floor > base else cursor.position_epoch)
 
     def commit_all(self) -> None:
         if self.cfg.exactly_once:

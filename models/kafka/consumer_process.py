@@ -104,6 +104,9 @@ class Processing:
                     continue
                 pending[0] = (float(times[k]), last, ids[k:], times[k:], offset + k, epoch, base)
                 cursor.position = offset + k
+                # the record before the position is in this answer: its epoch (what a commit on
+                # revocation stores, validated by the next owner as in KIP-320)
+                cursor.position_epoch = epoch
                 break
             if not pending and cursor.reset_to is not None:
                 cursor.position = cursor.reset_to
