@@ -253,6 +253,9 @@ class RedisServer(Node):
 
     def _aof_bytes(self, rows: Rows, status: np.ndarray) -> float:
         writes = IS_WRITE[rows["op"]] & (status == OK)
+        if writes.all():  # a run of successful writes: no selection to copy
+            nbytes = rows["nbytes"]
+            return float(nbytes.sum() + nbytes.size * (AOF_BYTES_PER_WRITE + KEY_NAME_BYTES))
         if not writes.any():
             return 0.0
         return float(
