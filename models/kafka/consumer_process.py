@@ -6,6 +6,11 @@ and the next fetch is sent as soon as the last poll of the answer starts (KafkaC
 pipelines fetches). Facts dated after "now" stay pending in the cursor and are withdrawn if a
 fault reaches the consumer first; `flush(now)` hands what is done to the history and advances
 the positions a commit would store.
+
+A compacted log's answer lacks the records the cleaner removed (id -1 here: they take no
+processing time and are never delivered). With `exactly_once` a processed record is not a
+delivery: its output goes into the poll's transaction, and the downstream reader decides when it
+is seen (transactions.py).
 """
 
 from __future__ import annotations
