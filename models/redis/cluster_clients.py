@@ -87,14 +87,16 @@ class ShardClients(Clients):
             send = np.maximum(reply_at[redirect] + refresh, self.env.now)
             order = np.argsort(send, kind="stable")
             moved, send = take_rows(moved, order), send[order]
+            conn = moved["conn"]
+            first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
             again = self.build(
                 moved["op"],
                 moved["msg"],
                 moved["key"],
                 moved["nbytes"],
                 send,
-                moved["conn"],
-                np.ones(send.size, dtype=bool),
+                conn,
+                first,
                 moved["attempt"],
             )
             self.submit(again)
@@ -107,6 +109,19 @@ class ShardClients(Clients):
     def _slots_rtt(self) -> float:
         master = self.model.master.name
         return float(self.net.delay("clients", master, 40) + self.net.delay(master, "clients", 0))
+
+    # --- closed loop -------------------------------------------------------------------------------
+    def _next_requests(self, conns: np.ndarray, at: np.ndarray) -> None:
+        """This shard's part of each connection's pipeline is answered: tell the router."""
+        self.router.part_done(conns, at)
+
+    def feedback_bound(self, rows: Rows, m: int, end_row: np.ndarray) -> float:
+        """Closed loop: another shard's replies can also send requests here, no earlier than
+        the oldest request waiting on any other node."""
+        bound = super().feedback_bound(rows, m, end_row)
+        if self.closed:
+            bound = min(bound, self.router.earliest_elsewhere(self.model))
+        return bound
 
     # --- CLUSTERDOWN -------------------------------------------------------------------------------
     def gate(self, rows: Rows) -> None:
@@ -158,12 +173,70 @@ class ClusterClients:
         self.redirects = 0
         self.clusterdown_replies = 0
         self.commands_per_shard = np.zeros(len(shards), dtype=np.int64)
+        connections = max(self.base.spec.clients, 1)
+        self.outstanding = np.zeros(connections, dtype=np.int64)  # closed loop: parts unanswered
+        self.ready_at = np.full(connections, -np.inf)
 
     def start(self) -> None:
         self.producing = True
         for clients in self.per_shard:
             clients.producing = True
-        self.env.process(self._produce())
+        if self.base.closed:
+            conns = np.arange(self.base.spec.clients)
+            self._next_pipelines(conns, np.full(conns.size, self.env.now))
+        else:
+            self.env.process(self._produce())
+
+    # --- closed loop: a connection sends its next pipeline when every shard answered its part ---
+    def _next_pipelines(self, conns: np.ndarray, at: np.ndarray) -> None:
+        base = self.base
+        keep = at < base.ctx.duration_ms
+        if not self.producing or not keep.any():
+            return
+        conns, at = conns[keep], at[keep]
+        k = base.pipeline
+        n = conns.size * k
+        intended = np.repeat(at, k)
+        keys = self.workload.keys.draw(n)
+        sizes = self.workload.sizes(n)
+        op = base._ops_for(n)
+        msg = base._messages(op, intended, keys)
+        conn = np.repeat(conns, k)
+        shard_of = self.cluster.slot_map.shards(keys)
+        self.commands_per_shard += np.bincount(shard_of, minlength=len(self.per_shard))
+        parts = np.unique(conn.astype(np.int64) * len(self.per_shard) + shard_of)
+        np.add.at(self.outstanding, parts // len(self.per_shard), 1)
+        self.ready_at[conns] = -np.inf
+        for index, clients in enumerate(self.per_shard):
+            sel = shard_of == index
+            if not sel.any():
+                continue
+            own = conn[sel]
+            first = np.r_[True, own[1:] != own[:-1]]
+            clients.submit(
+                clients.build(op[sel], msg[sel], keys[sel], sizes[sel], intended[sel], own, first)
+            )
+
+    def part_done(self, conns: np.ndarray, at: np.ndarray) -> None:
+        """One shard answered these connections' parts (at: when each connection may go on)."""
+        np.maximum.at(self.ready_at, conns, at)
+        np.subtract.at(self.outstanding, conns, 1)
+        done = np.unique(conns[self.outstanding[conns] <= 0])
+        if done.size:
+            self.outstanding[done] = 0
+            self._next_pipelines(done, self.ready_at[done])
+
+    def earliest_elsewhere(self, shard: Shard) -> float:
+        """The oldest request waiting on a node of another shard, or at its gate."""
+        earliest = np.inf
+        for other in self.cluster.shards:
+            if other is shard:
+                continue
+            for server in other.servers.values():
+                earliest = min(earliest, server.queue.first_arrival())
+            for rows in other.clients.gated:
+                earliest = min(earliest, float(rows["arrival"].min(initial=np.inf)))
+        return earliest
 
     def stop(self) -> None:
         self.producing = False

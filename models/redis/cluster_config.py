@@ -19,7 +19,7 @@ class ClusterConfig(BaseModel):
     enabled: bool = Field(
         False,
         description="cluster-enabled: run a Redis Cluster of `shards` masters instead of one "
-        "server (workload = kv, open-loop clients).",
+        "server (workload = kv).",
     )
     shards: int = Field(
         3,

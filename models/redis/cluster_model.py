@@ -41,11 +41,11 @@ class ClusterModel(SystemModel):
     def build(self) -> None:
         ctx, config = self.ctx, self.config
         spec = self.spec.workload
-        if spec.mode != "open":
+        if spec.mode == "closed" and config.client.wait_replicas:
             raise ScenarioError(
                 [
-                    f"workload.mode: {spec.mode!r} is not modelled with redis.cluster.enabled; "
-                    "allowed: 'open'"
+                    "redis.client.wait_replicas: WAIT with a closed-loop workload is not "
+                    "modelled with redis.cluster.enabled; allowed: 0"
                 ]
             )
         cluster = config.cluster
@@ -75,6 +75,8 @@ class ClusterModel(SystemModel):
 
     def _reserve_history(self) -> None:
         spec = self.spec.workload
+        if spec.mode != "open":
+            return
         expected = self.clients.workload.profile.total * (1.0 - self.config.ops.read_ratio)
         expected = min(expected + 6.0 * np.sqrt(expected) + 1024, spec.max_messages)
         self.ctx.history.reserve(int(expected))

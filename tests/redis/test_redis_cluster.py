@@ -263,7 +263,7 @@ def test_a_master_cut_off_with_its_clients_stops_writes_after_node_timeout() -> 
         ({"replicas": 1}, {}, "cluster.enabled"),
         ({"cluster": {"shards": 0}}, {}, "cluster.shards"),
         ({"cluster": {"node_timeout_ms": 0}}, {}, "cluster.node_timeout_ms"),
-        ({}, {"mode": "closed", "clients": 2}, "workload.mode"),
+        ({"client": {"wait_replicas": 1}}, {"mode": "closed"}, "redis.client.wait_replicas"),
     ],
 )
 def test_bad_cluster_settings_are_refused_with_the_field_named(
@@ -293,3 +293,28 @@ def test_the_most_up_to_date_replica_wins_the_election() -> None:
     assert t_fail + 500.0 <= t_promoted <= t_fail + 1000.0
     # the slow replica lacked ~300 writes; the promoted one only its link's last moments
     assert result.summary["messages"]["lost"] < 0.2 * 300.0 * RATE / 3 / 1000.0
+
+
+# --- closed loop ------------------------------------------------------------------------------
+def _closed(shards: int, distribution: str = "uniform", enabled: bool = True) -> Result:
+    """redis-benchmark style: 50 connections, pipelines of 10, no think time."""
+    workload = {"mode": "closed", "clients": 50, "pipeline": 10, "key_distribution": distribution}
+    if distribution == "zipf":
+        workload["zipf_s"] = 4.0
+    cluster = {"shards": shards, "replicas_per_shard": 0}
+    data = _spec(cluster, {"cpu_speed": 0.01}, workload, duration_s=2.0)
+    data["redis"]["cluster"]["enabled"] = enabled
+    return _run(data)
+
+
+def test_closed_loop_clients_split_each_pipeline_by_node_and_scale_with_shards() -> None:
+    single = _closed(1, enabled=False).summary["throughput"]["acked_per_s"]
+    one = _closed(1).summary["throughput"]["acked_per_s"]
+    three = _closed(3).summary["throughput"]["acked_per_s"]
+    hot = _closed(3, "zipf").summary["throughput"]["acked_per_s"]
+    # a one-master cluster is the single server (the same loop and costs; ~15 000 acks)
+    assert one == pytest.approx(single, rel=0.02)
+    # each connection's 10 commands become ~3 smaller pipelines, one per master, and the
+    # connection waits for the slowest: more than one master's worth, less than three
+    assert 1.4 * one < three < 3.0 * one
+    assert hot < 1.3 * one  # the hot key's master does (nearly) all the work
