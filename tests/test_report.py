@@ -13,8 +13,9 @@ from simulator.cli import app
 from simulator.scenario import SUMMARY_SECTIONS, builtin_names
 
 # The module fixture runs every scenario the guide cites at CI size (~30 s of CPU); on a busy
-# machine running the suite in parallel its wall time can pass the default 300 s per test.
-pytestmark = pytest.mark.timeout(900)
+# machine running the suite in parallel its wall time can pass the default 300 s per test. One
+# xdist group keeps the tests on one worker, so the module fixture is computed once, not twice.
+pytestmark = [pytest.mark.timeout(900), pytest.mark.xdist_group("decision_guide")]
 
 DOC = Path(__file__).resolve().parents[1] / "docs" / "decision-guide.md"
 TOPICS = ("architecture", "storage", "scalability", "performance", "fault", "pub/sub", "caching")
