@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.redis.clients import CHUNK_MS, Clients
+from models.redis.commands import GET
 from models.redis.requests import Rows, concat_rows, take_rows
 from models.redis.store import ERR_READONLY, ERR_REFUSED
 
@@ -58,9 +59,20 @@ class ShardClients(Clients):
     def submit(self, rows: Rows, src: str = "clients") -> None:
         """While the cluster is down, requests meet CLUSTERDOWN instead of the event loop."""
         if rows["arrival"].size and self.router.cluster.cluster_down(self.model):
-            self.gated.append(rows)
+            reads = self.passes_when_down(rows)
+            if reads.any():
+                super().submit(take_rows(rows, reads), src)
+                rows = take_rows(rows, ~reads)
+            if rows["arrival"].size:
+                self.gated.append(rows)
             return
         super().submit(rows, src)
+
+    def passes_when_down(self, rows: Rows) -> np.ndarray:
+        """cluster-allow-reads-when-down yes: reads are still served while the cluster is down."""
+        if not self.router.allow_reads:
+            return np.zeros(rows["op"].size, dtype=bool)
+        return rows["op"] == GET
 
     def on_replies(
         self,
@@ -170,6 +182,7 @@ class ClusterClients:
         for shard, clients in zip(shards, self.per_shard, strict=True):
             shard.clients = clients
         self.producing = False
+        self.allow_reads = cluster.config.cluster.allow_reads_when_down
         self.redirects = 0
         self.clusterdown_replies = 0
         self.commands_per_shard = np.zeros(len(shards), dtype=np.int64)

@@ -48,6 +48,12 @@ class ClusterConfig(BaseModel):
         "uncovered slots are unavailable.",
     )
 
+    allow_reads_when_down: bool = Field(
+        False,
+        description="cluster-allow-reads-when-down: yes = while the cluster is down its nodes "
+        "still serve reads (GET) for the slots they hold; writes get CLUSTERDOWN.",
+    )
+
     def master_names(self) -> list[str]:
         return [f"redis{i}" for i in range(self.shards)]
 

@@ -200,6 +200,7 @@ class ClusterModel(SystemModel):
                 # requests still on their way will meet CLUSTERDOWN
                 if len(server.queue):
                     late = server.queue.field("arrival") > now
+                    late &= ~shard.clients.passes_when_down(server.queue.view())
                     if late.any():
                         shard.clients.gate(server.queue.remove(late))
             else:

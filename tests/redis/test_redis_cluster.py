@@ -318,3 +318,21 @@ def test_closed_loop_clients_split_each_pipeline_by_node_and_scale_with_shards()
     # connection waits for the slowest: more than one master's worth, less than three
     assert 1.4 * one < three < 3.0 * one
     assert hot < 1.3 * one  # the hot key's master does (nearly) all the work
+
+
+def test_allow_reads_when_down_serves_reads_but_not_writes() -> None:
+    """Half the commands are GETs; while the cluster is down only the writes meet CLUSTERDOWN
+    with cluster-allow-reads-when-down yes (thousands of commands: the halves differ by ~2%)."""
+    runs = {}
+    for allow in (False, True):
+        cluster = {"replicas_per_shard": 0, "allow_reads_when_down": allow}
+        faults = [{"at_s": 1.5, "kind": "crash", "target": "shard_0", "duration_s": 2.0}]
+        data = _spec({"node_timeout_ms": 1000.0, **cluster}, faults=faults, duration_s=5.0)
+        data["redis"]["ops"] = {"read_ratio": 0.5}
+        runs[allow] = _run(data).summary
+    refused = {allow: s["model"]["clusterdown_replies"] for allow, s in runs.items()}
+    assert refused[False] > 1000
+    assert refused[True] == pytest.approx(0.5 * refused[False], rel=0.1)
+    # the writes fare the same either way
+    failed = {allow: s["messages"]["failed"] for allow, s in runs.items()}
+    assert failed[True] == pytest.approx(failed[False], rel=0.05)
