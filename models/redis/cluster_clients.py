@@ -10,7 +10,8 @@ slot not covered) every node answers `-CLUSTERDOWN`, an error the libraries pass
 
 The router owns the workload (one `clients` host); each shard has its own connections
 (`ShardClients`, the single-server `Clients` code pointed at that shard), which keep their own
-timeouts, retries and held requests.
+timeouts, retries and held requests. Closed loop: a connection's pipeline is split by node and
+its next pipeline leaves when every node has answered its part.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ if TYPE_CHECKING:
     from simulator.workload import Batch
 
 ERR_CLUSTERDOWN = 40  # -CLUSTERDOWN The cluster is down (an error reply: the write failed)
-CLUSTERDOWN_REPLY_MS = 0.002  # the node answers at once, before any lookup: ~2 µs of CPU
+CLUSTERDOWN_REPLY_MS = 0.002  # model: the error is written at once (its loop time is not charged)
 
 
 class ShardClients(Clients):
