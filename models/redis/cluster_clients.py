@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from models.redis.store import ERR_READONLY, ERR_REFUSED
 if TYPE_CHECKING:
     from models.redis.cluster_model import ClusterModel
     from models.redis.cluster_shard import Shard
+    from models.redis.model import RedisModel
     from simulator.workload import Batch
 
 ERR_CLUSTERDOWN = 40  # -CLUSTERDOWN The cluster is down (an error reply: the write failed)
@@ -176,7 +177,8 @@ class ClusterClients:
         self.cluster = cluster
         self.env = cluster.env
         shards = cluster.shards
-        self.base = Clients(shards[0])  # the host node, the workload, the random streams
+        # the host node, the workload, the random streams (a shard offers what Clients uses)
+        self.base = Clients(cast("RedisModel", shards[0]))
         self.node = self.base.node
         self.workload = self.base.workload
         self.per_shard = [ShardClients.for_shard(self.base, shard, self) for shard in shards]

@@ -133,7 +133,8 @@ class ClusterModel(SystemModel):
             replaced &= history.deliveries[part] == 0
             if replaced.any():
                 history.supersede(start + np.flatnonzero(replaced), "overwritten", now)
-        self.ctx.event("cluster_stats", "clients", **self.summary())
+        stats: dict[str, Any] = dict(self.summary())
+        self.ctx.event("cluster_stats", "clients", **stats)
 
     def _completion_rate(self) -> float:
         """Acknowledged writes / (last acknowledgement - first send): the rate the cluster

@@ -8,7 +8,7 @@ clients' cached slot map names for its slots; `master` is the node that really i
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import numpy as np
 
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from models.redis.cluster_clients import ShardClients
     from models.redis.cluster_model import ClusterModel
     from models.redis.config import RedisConfig
+    from models.redis.model import RedisModel
 
 
 class Shard:
@@ -42,12 +43,14 @@ class Shard:
         self.value_bytes = cluster.value_bytes
         self.first_slot, self.last_slot = cluster.slot_map.ranges[index]
         spec = config.cluster
-        self.server = RedisServer(self, spec.master_names()[index])
-        replicas = [RedisServer(self, name, role="replica") for name in spec.replica_names(index)]
+        # a shard offers what a server and its replication use of their model (duck typing)
+        model = cast("RedisModel", self)
+        self.server = RedisServer(model, spec.master_names()[index])
+        replicas = [RedisServer(model, name, role="replica") for name in spec.replica_names(index)]
         self.servers = {srv.name: srv for srv in (self.server, *replicas)}
         self.replication: Replication | None = None
         if replicas:
-            self.replication = Replication(self, self.server, replicas)
+            self.replication = Replication(model, self.server, replicas)
         self.clients: ShardClients
         self.gate_closed = False  # the node the clients use answers CLUSTERDOWN
 
