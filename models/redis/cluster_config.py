@@ -54,6 +54,15 @@ class ClusterConfig(BaseModel):
         "still serve reads (GET) for the slots they hold; writes get CLUSTERDOWN.",
     )
 
+    key_hash_tags: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        description="Model parameter: 0 = workload key n is named key:<n>; k > 0 = "
+        "{tag<n mod k>}:key:<n>, so the keys of one hash tag share a slot (what multi-key "
+        "commands and transactions need) and a few tags concentrate the load on few masters.",
+    )
+
     def master_names(self) -> list[str]:
         return [f"redis{i}" for i in range(self.shards)]
 

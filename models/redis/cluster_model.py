@@ -51,7 +51,7 @@ class ClusterModel(SystemModel):
         cluster = config.cluster
         self.value_bytes = spec.value_bytes
         self.costs = CostModel(config, subscribers=0)
-        self.slot_map = SlotMap(cluster.shards, spec.keys)
+        self.slot_map = SlotMap(cluster.shards, spec.keys, cluster.key_hash_tags)
         shard_config = config.model_copy(
             update={
                 "replicas": cluster.replicas_per_shard,

@@ -6,8 +6,9 @@ initial value 0, no reflection, no final xor; "123456789" -> 0x31C3). If the key
 `{`, and a `}` follows it with at least one character between them, only that substring (the
 hash tag) is hashed, so `user:{42}:cart` and `user:{42}:orders` share a slot.
 
-The workload's keys are integers; a key `n` is named `key:<n>` (no hash tag). Slots are
-computed with numpy over many names at once (one pass per byte column) and cached per key.
+The workload's keys are integers; a key `n` is named `key:<n>`, or `{tag<n mod k>}:key:<n>`
+with `k` hash tags. Slots are computed with numpy over many names at once (one pass per byte
+column) and cached per key.
 """
 
 from __future__ import annotations
@@ -81,9 +82,15 @@ def crc16_many(names: np.ndarray) -> np.ndarray:
     return crc.astype(np.uint16)
 
 
-def key_names(keys: np.ndarray) -> np.ndarray:
-    """The names of workload keys (`key:<n>`), as a bytes array."""
-    return np.char.add(b"key:", np.asarray(keys, dtype=np.int64).astype("S20"))
+def key_names(keys: np.ndarray, hash_tags: int = 0) -> np.ndarray:
+    """The names of workload keys as a bytes array: `key:<n>`, or with `hash_tags` k > 0
+    `{tag<n mod k>}:key:<n>` (keys of one tag share a slot)."""
+    keys = np.asarray(keys, dtype=np.int64)
+    names = np.char.add(b"key:", keys.astype("S20"))
+    if hash_tags > 0:
+        tags = np.char.add(np.char.add(b"{tag", (keys % hash_tags).astype("S20")), b"}:")
+        names = np.char.add(tags, names)
+    return names
 
 
 def slot_ranges(masters: int) -> list[tuple[int, int]]:
@@ -105,8 +112,9 @@ def slot_ranges(masters: int) -> list[tuple[int, int]]:
 class SlotMap:
     """Which shard serves each workload key (the slot of `key:<n>`, computed once per key)."""
 
-    def __init__(self, masters: int, keys: int):
+    def __init__(self, masters: int, keys: int, hash_tags: int = 0):
         self.ranges = slot_ranges(masters)
+        self.hash_tags = hash_tags
         owner = np.empty(HASH_SLOTS, dtype=np.int16)
         for shard, (first, last) in enumerate(self.ranges):
             owner[first : last + 1] = shard
@@ -120,7 +128,7 @@ class SlotMap:
         missing = slots < 0
         if missing.any():
             new = np.unique(keys[missing])
-            self._slots[new] = crc16_many(key_names(new)) % HASH_SLOTS
+            self._slots[new] = crc16_many(key_names(new, self.hash_tags)) % HASH_SLOTS
             slots = self._slots[keys]
         return slots
 

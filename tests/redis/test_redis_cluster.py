@@ -94,6 +94,13 @@ def test_hash_tags_put_keys_in_one_slot() -> None:
     assert key_slot("foo{bar}{zap}") == key_slot("bar")
 
 
+def test_workload_keys_with_a_hash_tag_live_in_the_tags_slot() -> None:
+    keys = np.arange(5000)
+    slots = SlotMap(3, 5000, hash_tags=7).slots(keys)
+    assert slots.tolist() == [key_slot(f"tag{n % 7}") for n in keys.tolist()]
+    assert np.unique(slots).size == 7  # seven tags: seven slots for 5000 keys
+
+
 @pytest.mark.parametrize("masters", [1, 2, 3, 5, 7, 64])
 def test_slot_ranges_cover_every_slot_once_and_evenly(masters: int) -> None:
     ranges = slot_ranges(masters)
@@ -113,12 +120,13 @@ def test_uniform_keys_spread_over_the_shards() -> None:
 
 
 # --- scaling ----------------------------------------------------------------------------------
-def _saturated(shards: int, distribution: str = "uniform") -> Result:
+def _saturated(shards: int, distribution: str = "uniform", hash_tags: int = 0) -> Result:
     workload = {"rate_per_s": 7200.0, "keys": 1000, "key_distribution": distribution}
     if distribution == "zipf":
         workload["zipf_s"] = 4.0  # the hottest key takes ~92% of the commands
     redis = {"cpu_speed": 0.01, "client": {"timeout_ms": 0}}
-    return _run(_spec({"shards": shards, "replicas_per_shard": 0}, redis, workload, duration_s=2.0))
+    cluster = {"shards": shards, "replicas_per_shard": 0, "key_hash_tags": hash_tags}
+    return _run(_spec(cluster, redis, workload, duration_s=2.0))
 
 
 def test_three_shards_serve_three_times_what_one_serves_with_uniform_keys() -> None:
@@ -336,3 +344,10 @@ def test_allow_reads_when_down_serves_reads_but_not_writes() -> None:
     # the writes fare the same either way
     failed = {allow: s["messages"]["failed"] for allow, s in runs.items()}
     assert failed[True] == pytest.approx(failed[False], rel=0.05)
+
+
+def test_one_hash_tag_for_every_key_puts_the_whole_load_on_one_master() -> None:
+    tagged = _saturated(3, hash_tags=1).summary["model"]
+    assert tagged["busiest_shard_share"] == 1.0
+    one = _saturated(1).summary["model"]["completion_rate_per_s"]
+    assert tagged["completion_rate_per_s"] == pytest.approx(one, rel=0.05)
