@@ -235,14 +235,18 @@ def test_a_shard_without_replica_stops_all_or_only_its_slots(full_coverage: bool
     assert lost.any() and np.all(shard[lost] == 0)
 
 
-def test_same_seed_same_cluster_run() -> None:
+@pytest.mark.parametrize("mode", ["open", "closed"])
+def test_same_seed_same_cluster_run(mode: str) -> None:
     data = _spec(
         {"node_timeout_ms": 1000.0},
-        faults=[{"at_s": 0.5, "kind": "power_loss", "target": "shard_1", "duration_s": 1.0}],
-        duration_s=2.0,
+        redis={"client": {"retries": 1, "timeout_ms": 500.0}},
+        workload={"mode": mode, "clients": 20, "pipeline": 4},
+        faults=[{"at_s": 0.5, "kind": "power_loss", "target": "shard_1", "duration_s": 2.0}],
+        duration_s=3.0,
     )
     a, b = _run(data), _run(data)
     assert a.summary == b.summary
+    assert a.summary["model"]["failovers"] == 1
 
 
 def test_a_master_cut_off_with_its_clients_stops_writes_after_node_timeout() -> None:
