@@ -384,6 +384,5 @@ def exec_starts(rows: Rows, p: Plan, costs: LoopCosts) -> np.ndarray:
         factor = np.where(requests >= 2 * costs.io_threads, 1.0 / costs.io_threads, 1.0)
         read = read * factor[batch]
     unit = rows["cost"][:n] + read
-    cum = np.cumsum(unit)
-    before_batch = (cum - unit)[p.start]
-    return p.poll[batch] + (cum - unit - before_batch[batch]) + read
+    prior = np.cumsum(unit) - unit  # work of the rows before each one in the span
+    return p.poll[batch] + (prior - prior[p.start][batch]) + read
