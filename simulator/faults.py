@@ -112,15 +112,15 @@ class FaultInjector:
         if kind in ("crash", "consumer_crash"):
             for node in targets:
                 node.crash()
-            self._undo[record.index] = _each(Node.restart, targets)
+            self._undo[record.index] = _each(lambda n: n.restart(), targets)
         elif kind == "power_loss":
             for node in targets:
                 node.power_loss()
-            self._undo[record.index] = _each(Node.restart, targets)
+            self._undo[record.index] = _each(lambda n: n.restart(), targets)
         elif kind == "stop":
             for node in targets:
                 node.stop()
-            self._undo[record.index] = _each(Node.restart, targets)
+            self._undo[record.index] = _each(lambda n: n.restart(), targets)
         elif kind == "restart":
             for node in targets:
                 if node.is_running:
@@ -130,7 +130,7 @@ class FaultInjector:
             duration = None if fault.duration_s is None else fault.duration_s * 1000.0
             for node in targets:
                 node.pause(duration)
-            self._undo[record.index] = _each(Node.resume, targets)
+            self._undo[record.index] = _each(lambda n: n.resume(), targets)
         elif kind == "slow_consumer":
             for node in targets:
                 node.slowdown = fault.factor

@@ -166,10 +166,11 @@ class Workload(Spec):
 class Network(Spec):
     rtt_ms: float = Field(
         0.2,
-        gt=0,
+        ge=0.01,
         le=10_000,
         description="Mean round-trip time of a link. 0.1-0.5 ms is typical inside one LAN / "
-        "availability zone (Redis latency docs; cloud provider intra-zone figures).",
+        "availability zone (Redis latency docs; cloud provider intra-zone figures); 10 us "
+        "is about the floor of a kernel TCP round trip.",
     )
     jitter: float = Field(
         0.2, ge=0, le=3, description="Sigma of the lognormal factor applied to each one-way delay."

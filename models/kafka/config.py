@@ -57,7 +57,7 @@ class TopicConfig(_Section):
     )
     retention_ms: float = Field(
         604_800_000.0,
-        gt=0,
+        ge=1,
         description="retention.ms: whole segments whose newest record is older are deleted "
         "(7 days).",
     )
@@ -74,7 +74,7 @@ class TopicConfig(_Section):
         "segments are deleted by retention.",
     )
     segment_ms: float = Field(
-        604_800_000.0, gt=0, description="segment.ms: the active segment rolls after this age."
+        604_800_000.0, ge=1, description="segment.ms: the active segment rolls after this age."
     )
     cleanup_policy: Literal["delete", "compact"] = Field(
         "delete",
@@ -112,18 +112,19 @@ class BrokerConfig(_Section):
     queued_max_requests: int = Field(
         500,
         ge=1,
+        le=1_000_000,
         description="queued.max.requests: requests waiting for an I/O thread before the "
         "network threads stop reading new ones.",
     )
     replica_lag_time_max_ms: float = Field(
         30_000.0,
-        gt=0,
+        ge=1,
         description="replica.lag.time.max.ms: a follower that has not caught up to the leader's "
         "log end for this long is removed from the ISR.",
     )
     broker_session_timeout_ms: float = Field(
         9_000.0,
-        gt=0,
+        ge=1,
         description="broker.session.timeout.ms: the controller fences a broker whose heartbeats "
         "stopped for this long, and elects new leaders for its partitions.",
     )
@@ -142,7 +143,7 @@ class BrokerConfig(_Section):
     )
     replica_fetch_wait_max_ms: float = Field(
         500.0,
-        gt=0,
+        ge=1,
         description="replica.fetch.wait.max.ms: a follower fetch with no new data waits this "
         "long at the leader.",
     )
@@ -150,7 +151,7 @@ class BrokerConfig(_Section):
         1_000.0, ge=0, description="replica.fetch.backoff.ms: pause after a failed follower fetch."
     )
     replica_socket_timeout_ms: float = Field(
-        30_000.0, gt=0, description="replica.socket.timeout.ms: follower fetch request timeout."
+        30_000.0, ge=1, description="replica.socket.timeout.ms: follower fetch request timeout."
     )
     log_flush_interval_messages: int | None = Field(
         None,
@@ -161,13 +162,13 @@ class BrokerConfig(_Section):
     )
     replica_high_watermark_checkpoint_interval_ms: float = Field(
         5_000.0,
-        gt=0,
+        ge=1,
         description="replica.high.watermark.checkpoint.interval.ms: how often the HW is saved; "
         "a restarted broker starts from the saved HW.",
     )
     log_retention_check_interval_ms: float = Field(
         300_000.0,
-        gt=0,
+        ge=1,
         description="log.retention.check.interval.ms: how often retention deletes old segments.",
     )
     eligible_leader_replicas_enable: bool = Field(
@@ -185,18 +186,20 @@ class BrokerConfig(_Section):
     offsets_topic_num_partitions: int = Field(
         50,
         ge=1,
+        le=1_000,
         description="offsets.topic.num.partitions: the group's coordinator leads partition "
         "hash(group.id) % this of __consumer_offsets.",
     )
     offsets_topic_replication_factor: int = Field(
         3,
         ge=1,
+        le=100,
         description="offsets.topic.replication.factor: replicas of __consumer_offsets "
         "(capped at the number of brokers).",
     )
     log_cleaner_backoff_ms: float = Field(
         15_000.0,
-        gt=0,
+        ge=1,
         description="log.cleaner.backoff.ms: the log cleaner checks the compacted logs for one "
         "dirty enough this often.",
     )
@@ -214,7 +217,7 @@ class BrokerConfig(_Section):
     )
     transaction_abort_timed_out_transaction_cleanup_interval_ms: float = Field(
         10_000.0,
-        gt=0,
+        ge=1,
         description="transaction.abort.timed.out.transaction.cleanup.interval.ms: how often the "
         "transaction coordinator aborts transactions older than their transaction.timeout.ms.",
     )
@@ -288,15 +291,15 @@ class ProducerConfig(_Section):
         description="max.in.flight.requests.per.connection: unanswered requests per broker.",
     )
     request_timeout_ms: float = Field(
-        30_000.0, gt=0, description="request.timeout.ms: a request without answer is retried."
+        30_000.0, ge=1, description="request.timeout.ms: a request without answer is retried."
     )
     delivery_timeout_ms: float = Field(
         120_000.0,
-        gt=0,
+        ge=1,
         description="delivery.timeout.ms: a record not acknowledged this long after send() fails.",
     )
     retries: int = Field(
-        INT_MAX, ge=0, description="retries: retriable errors are retried this often."
+        INT_MAX, ge=0, le=INT_MAX, description="retries: retriable errors are retried this often."
     )
     retry_backoff_ms: float = Field(100.0, ge=0, description="retry.backoff.ms: first retry delay.")
     retry_backoff_max_ms: float = Field(

@@ -35,10 +35,13 @@ class ConsumerConfig(BaseModel):
         1 * MiB, ge=1, description="max.partition.fetch.bytes: one partition in a fetch response."
     )
     max_poll_records: int = Field(
-        500, ge=1, description="max.poll.records: records handed to the application per poll()."
+        500,
+        ge=1,
+        le=1_000_000,
+        description="max.poll.records: records handed to the application per poll().",
     )
     request_timeout_ms: float = Field(
-        30_000.0, gt=0, description="request.timeout.ms: a fetch without answer is sent again."
+        30_000.0, ge=1, description="request.timeout.ms: a fetch without answer is sent again."
     )
     retry_backoff_ms: float = Field(
         100.0, ge=0, description="retry.backoff.ms: pause before asking for metadata again."
@@ -61,16 +64,16 @@ class ConsumerConfig(BaseModel):
     )
     session_timeout_ms: float = Field(
         45_000.0,
-        gt=0,
+        ge=1,
         description="session.timeout.ms: the coordinator removes a member whose heartbeats "
         "stopped (crashed or paused) for this long.",
     )
     heartbeat_interval_ms: float = Field(
-        3_000.0, gt=0, description="heartbeat.interval.ms: member -> coordinator heartbeats."
+        3_000.0, ge=1, description="heartbeat.interval.ms: member -> coordinator heartbeats."
     )
     max_poll_interval_ms: float = Field(
         300_000.0,
-        gt=0,
+        ge=1,
         description="max.poll.interval.ms: a member whose processing of one poll takes longer "
         "leaves the group and its partitions move.",
     )
@@ -80,7 +83,7 @@ class ConsumerConfig(BaseModel):
         "offsets of the records the previous poll returned (processed by then).",
     )
     auto_commit_interval_ms: float = Field(
-        5_000.0, gt=0, description="auto.commit.interval.ms: how often auto-commit commits."
+        5_000.0, ge=1, description="auto.commit.interval.ms: how often auto-commit commits."
     )
     exactly_once: bool = Field(
         False,
@@ -99,7 +102,7 @@ class ConsumerConfig(BaseModel):
     )
     transaction_timeout_ms: float = Field(
         60_000.0,
-        gt=0,
+        ge=1,
         description="transaction.timeout.ms of the pipeline's transactional producer: the "
         "coordinator aborts a transaction left open this long (its producer crashed).",
     )

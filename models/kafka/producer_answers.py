@@ -182,8 +182,10 @@ class ProducerAnswers:
         if expired or batch.attempts > cfg.retries:
             self._give_up(batch, error, now)
             return
+        # the exponent is capped: with retries = MAX_INT and a zero backoff the attempts grow
+        # without bound, and 2**attempts would overflow a float long after the cap is reached
         backoff = min(
-            cfg.retry_backoff_ms * 2 ** (batch.attempts - 1),
+            cfg.retry_backoff_ms * 2.0 ** min(batch.attempts - 1, 64),
             max(cfg.retry_backoff_max_ms, cfg.retry_backoff_ms),
         )
         backoff *= 0.8 + 0.4 * float(self.rng.random())  # KIP-580 jitter

@@ -36,7 +36,7 @@ class ClusterConfig(BaseModel):
     )
     node_timeout_ms: float = Field(
         15000.0,
-        gt=0,
+        ge=1,
         le=3_600_000,
         description="cluster-node-timeout, ms: a node unreachable this long is PFAIL for its "
         "peers; a majority of masters agreeing makes it FAIL and starts the replica election.",

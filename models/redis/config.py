@@ -98,7 +98,7 @@ class OpsConfig(_Section):
         5000.0, gt=0, description="stream: XAUTOCLAIM min-idle-time, ms."
     )
     xautoclaim_every_ms: float = Field(
-        1000.0, gt=0, description="stream: each consumer runs XAUTOCLAIM this often, ms."
+        1000.0, ge=1, description="stream: each consumer runs XAUTOCLAIM this often, ms."
     )
     slow_command: Literal["", "KEYS", "LRANGE", "SORT", "EVAL"] = Field(
         "",
@@ -118,7 +118,10 @@ class OpsConfig(_Section):
         "dataset (KEYS: every key; LRANGE/SORT: slow_command_count elements).",
     )
     slow_command_count: int = Field(
-        100_000, ge=1, description="Elements an LRANGE or SORT slow command touches."
+        100_000,
+        ge=1,
+        le=1_000_000_000,
+        description="Elements an LRANGE or SORT slow command touches.",
     )
 
 
@@ -173,10 +176,10 @@ class SentinelConfig(_Section):
         "needed for ODOWN (a failover also needs a majority of all sentinels to elect a leader).",
     )
     down_after_milliseconds: float = Field(
-        30000.0, gt=0, description="down-after-milliseconds: no valid PING reply this long = SDOWN."
+        30000.0, ge=1, description="down-after-milliseconds: no valid PING reply this long = SDOWN."
     )
     failover_timeout: float = Field(
-        180000.0, gt=0, description="failover-timeout, ms: wait before retrying a failed failover."
+        180000.0, ge=1, description="failover-timeout, ms: wait before retrying a failed failover."
     )
 
 
@@ -258,10 +261,13 @@ class RedisConfig(SystemConfig):
         "does a partial resync, else a full resync (RDB transfer).",
     )
     min_replicas_to_write: int = Field(
-        0, ge=0, description="min-replicas-to-write: refuse writes with fewer good replicas."
+        0, ge=0, le=8, description="min-replicas-to-write: refuse writes with fewer good replicas."
     )
     min_replicas_max_lag: int = Field(
-        10, ge=0, description="min-replicas-max-lag: a good replica acked within this many s."
+        10,
+        ge=0,
+        le=86_400,
+        description="min-replicas-max-lag: a good replica acked within this many s.",
     )
     replica_priority: int = Field(
         100, ge=0, description="replica-priority: lower is preferred by Sentinel; 0 = never."

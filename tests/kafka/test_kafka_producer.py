@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from kafka_helpers import messages, run_kafka, scenario
 
+from simulator import load_scenario, run
+
 # A 3 s GC pause of the leader (shorter than the 9 s session: nobody is fenced) with
 # request.timeout.ms = 1 s: the producer gives up on its requests and sends them again to the
 # same, still paused, leader; when the leader resumes it handles the originals and the retries.
@@ -68,3 +70,24 @@ def test_a_crashed_producer_fails_what_it_had_not_sent_and_loses_nothing_acknowl
     m = messages(run_kafka(scenario(crash)))
     assert m["failed"] > 0  # records the application produced while it was down
     assert m["lost"] == 0
+
+
+def test_a_zero_retry_backoff_retries_at_network_speed_and_delivers_after_the_outage() -> None:
+    # retry.backoff.ms = 0 is allowed by Kafka: every NOT_ENOUGH_REPLICAS answer is retried at
+    # once. Over a one-second outage that is thousands of attempts per batch (retries defaults
+    # to MAX_INT), which once overflowed the exponential backoff (2**attempts as a float).
+    data = {
+        "scenario": {"duration_s": 2.0, "warmup_s": 0.5, "drain_s": 30.0},
+        "system": {"kind": "kafka"},
+        "workload": {"rate_per_s": 50.0, "producers": 1, "consumers": 1},
+        "kafka": {
+            "brokers": 3,
+            "broker": {"replica_lag_time_max_ms": 200.0},
+            "topic": {"partitions": 1, "replication_factor": 3, "min_insync_replicas": 2},
+            "producer": {"retry_backoff_ms": 0.0, "retry_backoff_max_ms": 0.0},
+        },
+        "faults": [{"at_s": 0.5, "kind": "crash", "target": "followers", "duration_s": 1.0}],
+    }
+    result = run(load_scenario(data), seed=1, check_invariants=True)
+    m = result.summary["messages"]
+    assert m["acked"] == m["produced"] == m["delivered"] and m["lost"] == 0, m

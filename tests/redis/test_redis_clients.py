@@ -68,3 +68,28 @@ def test_same_seed_same_result() -> None:
     b = run_redis(data)
     assert a.summary_json() == b.summary_json()
     pd.testing.assert_frame_equal(a.messages, b.messages)
+
+
+def test_a_pause_inside_a_pause_does_not_leave_the_server_frozen() -> None:
+    # two pause faults on the same server, the second starting inside the first. As with
+    # SIGSTOP/SIGCONT, stops are not counted: the first end resumes the server and the second
+    # end finds it running. Nothing may stay frozen (it did once: the fault's undo called the
+    # base Node.resume, which skipped the Redis server's own resume).
+    faults = [
+        {"at_s": 0.5, "kind": "pause", "target": "primary", "duration_s": 0.5},
+        {"at_s": 0.8, "kind": "pause", "target": "primary", "duration_s": 0.5},
+    ]
+    result = run_redis(spec(faults=faults, duration_s=2.0))
+    m = result.summary["messages"]
+    assert m["in_flight"] == 0 and m["lost"] == 0, m
+    # a write sent as the freeze began waited for its end: about 0.5 s, not more
+    assert 450.0 <= result.summary["latency_ms"]["ack"]["max"] <= 600.0
+
+
+def test_a_pause_without_duration_ends_at_the_final_phase_and_the_server_serves_again() -> None:
+    # the final phase undoes the fault: the Redis server's own resume must run (the base
+    # Node.resume alone left it frozen, every later write in flight)
+    faults = [{"at_s": 0.5, "kind": "pause", "target": "primary"}]
+    result = run_redis(spec(faults=faults, duration_s=1.5))
+    m = result.summary["messages"]
+    assert m["in_flight"] == 0 and m["lost"] == 0, m
