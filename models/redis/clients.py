@@ -102,7 +102,8 @@ class Clients(ClientReplies):
         last = np.empty(n, dtype=bool)
         last[:-1] = first[1:]
         last[-1:] = True
-        if first.all():  # one command per request (no pipelining): no grouping needed
+        single = bool(first.all())
+        if single:  # one command per request (no pipelining): no grouping needed
             there = self.net.delays(src, self.model.server.name, n, nbytes + REQUEST_OVERHEAD_BYTES)
             back = self.net.delays(self.model.server.name, src, n, REPLY_BYTES)
             arrival, reply_delay = send + there, back
@@ -128,9 +129,9 @@ class Clients(ClientReplies):
             "msg": np.asarray(msg, dtype=np.int64),
             "key": np.asarray(key, dtype=np.int64),
             "nbytes": np.asarray(nbytes, dtype=np.int32),
-            "first": first,
-            "last": last,
         }
+        if not single:  # (all true otherwise: nothing to sort)
+            given["first"], given["last"] = first, last
         if attempt is not None:
             given["attempt"] = attempt.astype(np.int8)
         if jitter is not None:
@@ -140,6 +141,8 @@ class Clients(ClientReplies):
             # sort what was drawn in send order; the columns computed below are per row
             given = take_rows(given, order)
         rows: Rows = given
+        if single:
+            rows["first"], rows["last"] = first, last
         rows["deadline"] = rows["send"] + self.timeout_ms
         rows["cost"], rows["rcost"], rows["wcost"] = self.model.costs.row_costs(
             rows["op"], rows["nbytes"], rows["first"], rows["last"], rows.pop("jitter", None)

@@ -289,15 +289,22 @@ def plan_one(rows: Rows, free_ms: float, costs: LoopCosts) -> Plan:
         return _EMPTY
     poll = max(free_ms, float(arrival[0]))
     j = max(1, int(np.searchsorted(arrival, poll, side="right")))
-    read_ms = float(rows["rcost"][:j].sum())
-    write_ms = float(rows["wcost"][:j].sum())
+    if j == 1:  # one command (the usual next iteration below saturation): no sums
+        read_ms = float(rows["rcost"][0])
+        write_ms = float(rows["wcost"][0])
+        has_write = bool(IS_WRITE[rows["op"][0]])
+        exec_ms = float(rows["cost"][0])
+    else:
+        read_ms = float(rows["rcost"][:j].sum())
+        write_ms = float(rows["wcost"][:j].sum())
+        has_write = bool(IS_WRITE[rows["op"][:j]].any())
+        exec_ms = float(rows["cost"][:j].sum())
     io = costs.io_threads
     if io > 1 and int(rows["first"][:j].sum()) >= 2 * io:
         write_ms /= io
         if costs.io_reads:
             read_ms /= io
-    has_write = bool(IS_WRITE[rows["op"][:j]].any())
-    x = poll + float(rows["cost"][:j].sum()) + read_ms
+    x = poll + exec_ms + read_ms
     e = x + write_ms + costs.iteration_ms + (costs.aof_write_ms if has_write else 0.0)
     return Plan(
         np.array([0]),

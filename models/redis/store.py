@@ -279,7 +279,8 @@ class Store:
         if self.mode == "cache":
             live.expire_at[uniq] = exec_ms[last_pos] + self.ttl_ms
         self.memory.touch(uniq, float(exec_ms[-1]))
-        self.journal.append(ds.encode(ids, ds.WRITE, attempt > 0))
+        retry = attempt > 0
+        self.journal.append(ds.encode(ids, ds.WRITE, retry if retry.any() else None))
         self.dirty += int(ids.size)
 
     def _execute_one_by_one(
