@@ -2,10 +2,9 @@
 
 The Java producer appends each record to the open batch of its partition; a batch is sendable
 when it is full (`batch.size`) or has waited `linger.ms`, and the sender then drains one batch per
-partition of every broker that has a sendable one. Here the records of a partition wait in
-chunks, one per feed step (numpy ids; send times and cumulative bytes as short Python lists,
-cheaper to index and bisect than numpy at tens of records), and a batch is cut from the head of
-the queue when it is drained: the same batches, with no per-record work when a batch is cut.
+partition of every broker that has a sendable one. Here the records of a partition wait as
+numpy chunks (ids, send times, cumulative bytes) and a batch is cut from the head of the queue
+when it is drained, which gives the same batches without a Python object per record.
 
 A record's clock starts when send() accepted it: its intended time, or later if send() had to
 block because `buffer.memory` was full (then `floor` is the time it got in).
@@ -13,7 +12,6 @@ block because `buffer.memory` was full (then `floor` is the time it got in).
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
 from collections import deque
 
 import numpy as np
@@ -22,17 +20,13 @@ INF = float("inf")
 
 
 class _Chunk:
-    """Records of one feed step for one partition. Times and cumulative sizes are Python lists:
-    a chunk holds tens of records for a few milliseconds, and cutting batches reads single
-    values and bisects, which numpy scalars and calls make several times slower."""
-
     __slots__ = ("cum", "floor", "ids", "pos", "times", "total")
 
     def __init__(self, ids: np.ndarray, times: np.ndarray, sizes: np.ndarray, floor: float):
         self.ids = ids
-        self.times: list[float] = times.tolist()
-        self.cum: list[int] = np.cumsum(sizes).tolist()  # bytes up to and including each record
-        self.total = self.cum[-1]
+        self.times = times
+        self.cum = np.cumsum(sizes)  # bytes up to and including each record
+        self.total = int(self.cum[-1])  # as a Python int: compared without numpy scalars
         self.floor = floor
         self.pos = 0
 
@@ -57,19 +51,19 @@ class PartitionQueue:
         if not self.chunks:
             return INF
         c = self.chunks[0]
-        t = c.times[c.pos]
+        t = float(c.times[c.pos])
         return t if t > c.floor else c.floor
 
     def full_time(self, limit_bytes: float) -> float:
         """When the waiting records first exceed `limit_bytes` (a full batch), INF if not yet."""
         remaining = limit_bytes
         for c in self.chunks:
-            base = c.cum[c.pos - 1] if c.pos else 0
+            base = int(c.cum[c.pos - 1]) if c.pos else 0
             if c.total - base <= remaining:  # the whole chunk fits: no search needed
                 remaining -= c.total - base
                 continue
-            j = bisect_right(c.cum, base + remaining)
-            t = c.times[j]
+            j = int(c.cum.searchsorted(base + remaining, "right"))
+            t = float(c.times[j])
             return t if t > c.floor else c.floor
         return INF
 
@@ -92,14 +86,12 @@ class PartitionQueue:
             c = chunks[0]
             if c.floor > now:
                 break
-            base = c.cum[c.pos - 1] if c.pos else 0
-            times = c.times
-            n = len(times)
-            by_time = n if times[-1] <= now else bisect_right(times, now)
+            base = int(c.cum[c.pos - 1]) if c.pos else 0
+            by_time = int(c.times.searchsorted(now, "right"))
             if c.total - base <= room:  # the rest of the chunk fits: no search by size
-                by_size = n
+                by_size = c.ids.shape[0]
             else:
-                by_size = bisect_right(c.cum, base + room)
+                by_size = int(c.cum.searchsorted(base + room, "right"))
             end = by_time if by_time < by_size else by_size
             if end <= c.pos:
                 if parts or by_time <= c.pos:
@@ -109,11 +101,11 @@ class PartitionQueue:
             size = float(c.cum[end - 1] - base)
             nbytes += size
             room -= size
-            last_t = times[end - 1]
+            last_t = float(c.times[end - 1])
             if last_t > newest:
                 newest = last_t
             c.pos = end
-            if end == n:
+            if end == c.ids.shape[0]:
                 chunks.popleft()
             else:
                 break
@@ -133,7 +125,7 @@ class PartitionQueue:
             c = chunks[0]
             if c.floor >= accepted_before:
                 break
-            end = bisect_left(c.times, accepted_before)
+            end = int(c.times.searchsorted(accepted_before, "left"))
             if end <= c.pos:
                 break
             out.append(c.ids[c.pos : end])
