@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from models.kafka.consumer_cursor import Cursor
+from simulator.node import UP
 
 if TYPE_CHECKING:
     from models.kafka.cluster import KafkaModel
@@ -31,17 +32,19 @@ class Committing:
     busy_until: float
     channel_last: dict[str, float]
 
-    def commit_offset(self, cursor: Cursor) -> tuple[int, int]:
+    def commit_offset(self, cursor: Cursor, revoking: bool = False) -> tuple[int, int]:
         """What a commit stores now (offset, leader epoch): the end of the last processed poll,
-        or (commit before processing) the end of the poll being processed."""
+        or (commit before processing) the end of the poll being processed. `revoking`: a poll
+        that would start at this very instant is not handed out, as poll() runs the rebalance
+        (onPartitionsRevoked) before it returns records."""
         position = cursor.position
         if not cursor.pending:
             return position, cursor.position_epoch
         first, _, ids, _, offset, epoch, base = cursor.pending[0]
         polls = self.cfg.max_poll_records
-        before = not self.cfg.enable_auto_commit and self.cfg.manual_commit == "before_processing"
-        if before:
-            started = first - self.processing_ms * self.slowdown <= self.env.now
+        if self._commits_before_processing():
+            start = first - self.processing_ms * self.slowdown
+            started = start < self.env.now if revoking else start <= self.env.now
             if not started:
                 return position, cursor.position_epoch
             end = offset + ids.shape[0]
@@ -50,6 +53,11 @@ class Committing:
         # the epoch of the record before `floor`: inside this answer (its epoch) once past its
         # first offset, even when part of it was already processed (`offset` moved on)
         return floor, (epoch if floor > base else cursor.position_epoch)
+
+    def _commits_before_processing(self) -> bool:
+        cfg = self.cfg
+        manual_before = not cfg.enable_auto_commit and cfg.manual_commit == "before_processing"
+        return manual_before and not cfg.exactly_once
 
     def commit_all(self) -> None:
         if self.cfg.exactly_once:
@@ -64,6 +72,9 @@ class Committing:
         if cursor is None:
             return
         self.flush(self.env.now)
+        if self._commits_before_processing() and self.state == UP:
+            # a commit made at this instant counted the poll the revocation pre-empts
+            self.model.group.commit(self, p, *self.commit_offset(cursor, revoking=True))
         if (
             commit
             and not self.cfg.exactly_once  # the poll's transaction commits its offsets

@@ -14,8 +14,9 @@ Kafka's classic group protocol, simplified to what changes outcomes:
   simulated clock starts (the initial join and its `group.initial.rebalance.delay.ms` are over at
   t=0, with nothing committed and an empty log); the delay applies again when an empty group gets
   a member back. A crashed or paused member stops heartbeating and is removed
-  `session.timeout.ms` later (a restarted consumer is a new member, admitted by that same
-  rebalance, as the join round waits for the old member until its session expires). A member
+  `session.timeout.ms` later. A restarted consumer is a new member: its JoinGroup starts a
+  rebalance at once, and the join round waits for every known member, its own old membership
+  included, until that session expires (eager members have revoked everything meanwhile). A member
   whose processing of one poll (max.poll.records x processing time) exceeds
   `max.poll.interval.ms` leaves the group (checked every `heartbeat.interval.ms`, as the
   heartbeat thread does) and rejoins when it is fast again. A graceful stop leaves at once.
@@ -87,6 +88,10 @@ class Group:
         self.generation = 0
         self.rebalancing = False
         self.again = False
+        # member -> when its session expires: a crashed or paused member stays in the group
+        # (and every join round waits for it) until then
+        self.session_expiry: dict[str, float] = {}
+        self.round_waits_for: set[str] = set()  # expiries the running round already waits for
         self.unowned_partition_ms = 0.0
         self.rebalances = 0
         self.commits_failed = 0
@@ -178,23 +183,27 @@ class Group:
                 self.unowned_since[p] = self.env.now  # nobody consumes it from now on
         incarnation = consumer.incarnation
         consumer.session_pending = True
+        self.session_expiry[consumer.name] = self.env.now + self.cfg.session_timeout_ms
 
         def expire(_e: Any) -> None:
             consumer.session_pending = False
+            self.session_expiry.pop(consumer.name, None)
             if consumer.state != UP or consumer.incarnation != incarnation:
                 consumer.expired = consumer.state != UP
                 self.model.ctx.event("member_expired", consumer.name)
+                if consumer.name in self.round_waits_for:
+                    return  # the running join round was waiting for exactly this
                 self.request(f"{consumer.name} session timeout")
 
         self.env.timeout(self.cfg.session_timeout_ms).callbacks.append(expire)
 
     def member_restarted(self, consumer: Consumer) -> None:
-        """A restarted consumer is a new member; the join round waits for the old session."""
+        """A restarted consumer is a new member: its JoinGroup starts a rebalance at once, and
+        the join round waits for its old membership until that session expires."""
         self.left.discard(consumer.name)
         if self.model.transactions is not None:
             self.model.transactions.init_producer(consumer)  # initTransactions at start-up
-        if not consumer.session_pending:
-            self.request(f"{consumer.name} joined")
+        self.request(f"{consumer.name} joined")
 
     def member_resumed(self, consumer: Consumer) -> None:
         """A paused member came back: removed meanwhile, it drops its partitions and rejoins."""
@@ -255,6 +264,13 @@ class Group:
         # every member rejoins at its next poll, once the poll it is processing is done
         rejoin = {c.name: now + c.current_poll_left_ms() for c in members}
         first_round = (max(rejoin.values()) if rejoin else now) + 2 * rtt
+        # the join phase ends when every known member has rejoined: a member that crashed or
+        # froze is still known until its session expires, so the round waits for it (with the
+        # eager protocol every member has revoked its partitions meanwhile; static membership,
+        # KIP-345, exists to avoid this wait on a restart)
+        self.round_waits_for = set(self.session_expiry)
+        if self.session_expiry:
+            first_round = max(first_round, max(self.session_expiry.values()) + 2 * rtt)
         if members and all(self.owner[p] is None for p in self.partitions):
             # an empty group getting members again waits for more of them to join
             first_round += model.config.broker.group_initial_rebalance_delay_ms

@@ -116,6 +116,36 @@ def test_eager_rebalance_stops_more_partition_time_than_a_cooperative_one() -> N
         assert m["lost"] == 0 and m["in_flight"] == 0
 
 
+def test_a_restart_before_the_old_session_expires_stalls_an_eager_group_until_it_does() -> None:
+    # two members, three partitions: consumer0 owns two. It crashes at 2 s and is back at 4 s as
+    # a new member; its old membership lasts until session.timeout.ms (6 s) after the crash,
+    # i.e. 8 s. The new member's JoinGroup starts a rebalance at once, and the join round waits
+    # for the old member until 8 s: eager members revoke everything as they rejoin (~4 s) and
+    # consume nothing until then; cooperative members keep their partitions meanwhile (why
+    # static membership, KIP-345, and the cooperative protocol exist)
+    faults = [{"at_s": 2.0, "kind": "consumer_crash", "target": "a_consumer", "duration_s": 2.0}]
+    runs = {
+        strategy: _group_run(faults, kafka__consumer__partition_assignment_strategy=strategy)
+        for strategy in ("range", "cooperative-sticky")
+    }
+    crashed_partitions_ms = 2 * 6000.0  # consumer0's two partitions, from 2 s to 8 s
+    for strategy, result in runs.items():
+        (joined,) = [d for d in _details(result, "rebalance") if d["reason"] == "consumer0 joined"]
+        # one rebalance, completed once the old session expired (8 s, + join/sync round trips)
+        (t_ms,) = events(result, "rebalance").query("t_ms > 3000")["t_ms"].tolist()
+        assert 8000.0 <= t_ms <= 8600.0, (strategy, t_ms)
+        m = messages(result)
+        assert m["lost"] == 0 and m["in_flight"] == 0, strategy
+        if strategy == "range":
+            # consumer1's partition stopped too, from its rejoin at ~4 s
+            assert joined["paused_partitions"] == [0, 1, 2]
+            assert joined["unowned_partition_ms"] >= crashed_partitions_ms + 3500.0
+        else:
+            # only consumer0's two partitions waited
+            assert len(joined["paused_partitions"]) == 2
+            assert joined["unowned_partition_ms"] <= crashed_partitions_ms + 1000.0
+
+
 def test_member_past_max_poll_interval_leaves_and_its_partitions_move() -> None:
     # one poll = 500 records x 0.8 ms = 0.4 s; slowed 10x it takes 4 s > max.poll.interval.ms 2 s
     faults = [
