@@ -202,18 +202,17 @@ def _busy_periods(
 ) -> list[tuple[np.ndarray, ...]]:
     """The exact iterations of busy periods [begin, stop), all periods advanced in lockstep."""
     arrival = rows["arrival"]
+
+    def cum(values: np.ndarray) -> np.ndarray:
+        out = np.empty(values.size + 1, dtype=np.float64)
+        out[0] = 0.0
+        np.cumsum(values, out=out[1:])
+        return out
+
+    cs_exec, cs_read, cs_write = cum(rows["cost"]), cum(rows["rcost"]), cum(rows["wcost"])
+    cs_w = cum(is_write)
     io = costs.io_threads
-    columns = [rows["cost"], rows["rcost"], rows["wcost"], is_write]
-    if io > 1:
-        columns.append(rows["first"])
-    # running sums of every column side by side: one gather per round fetches them all
-    # (each column's sums are the same sequential additions as a one-column cumsum)
-    values = np.empty((arrival.size, len(columns)))
-    for c, column in enumerate(columns):
-        values[:, c] = column
-    cs = np.empty((arrival.size + 1, len(columns)))
-    cs[0] = 0.0
-    np.cumsum(values, axis=0, out=cs[1:])
+    cs_req = cum(rows["first"]) if io > 1 else None
     parts: list[tuple[np.ndarray, ...]] = []
     h, p = begin, np.maximum(poll, arrival[begin])  # (float noise of the pessimistic pass)
     while h.size:
@@ -222,16 +221,15 @@ def _busy_periods(
             parts.append(_exact_periods(rows, is_write, h, stop, p, costs))
             break
         j = np.minimum(np.maximum(np.searchsorted(arrival, p, side="right"), h + 1), stop)
-        sums = cs[j] - cs[h]
-        read_ms = sums[:, 1]
-        write_ms = sums[:, 2]
-        if io > 1:
-            threaded = sums[:, 4] >= 2 * io
+        read_ms = cs_read[j] - cs_read[h]
+        write_ms = cs_write[j] - cs_write[h]
+        if cs_req is not None:
+            threaded = (cs_req[j] - cs_req[h]) >= 2 * io
             write_ms = np.where(threaded, write_ms / io, write_ms)
             if costs.io_reads:
                 read_ms = np.where(threaded, read_ms / io, read_ms)
-        wrote = sums[:, 3] > 0.0
-        x = p + sums[:, 0] + read_ms
+        wrote = cs_w[j] > cs_w[h]
+        x = p + (cs_exec[j] - cs_exec[h]) + read_ms
         e = x + write_ms + costs.iteration_ms + wrote * costs.aof_write_ms
         parts.append((h, j, p, x, e, wrote))
         more = j < stop
