@@ -23,6 +23,7 @@ def test_the_side_by_side_library_covers_the_debate() -> None:
         "compare_latency",
         "compare_burst",
         "compare_subscriber_offline",
+        "compare_scaling",
     ):
         assert needed in names
 
