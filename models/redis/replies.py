@@ -322,11 +322,15 @@ class ClientReplies:
                 continue
             # TCP retransmits: the requests arrive a fresh delay after the heal (or after their
             # own send time, for requests the client wrote later)
-            n = rows["arrival"].size
-            delay = self.net.delays(
-                src, self.model.server.name, n, rows["nbytes"] + REQUEST_OVERHEAD_BYTES
-            )
-            rows["arrival"] = np.maximum(rows["send"], now) + delay
+            # one delay per pipelined packet, as when it was built: rows of one packet drawn
+            # apart could be reordered and split, and a command would run with an earlier
+            # packet, before it was sent
+            starts = rows["first"].copy()
+            starts[:1] = True
+            packet = np.cumsum(starts) - 1
+            packet_bytes = np.bincount(packet, weights=rows["nbytes"] + REQUEST_OVERHEAD_BYTES)
+            delay = self.net.delays(src, self.model.server.name, packet_bytes.size, packet_bytes)
+            rows["arrival"] = np.maximum(rows["send"], now) + delay[packet]
             rows = take_rows(rows, np.argsort(rows["arrival"], kind="stable"))
             self._timed_out_while_held(rows, now)
             server.submit(rows)
