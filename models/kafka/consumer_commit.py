@@ -32,19 +32,16 @@ class Committing:
     busy_until: float
     channel_last: dict[str, float]
 
-    def commit_offset(self, cursor: Cursor, revoking: bool = False) -> tuple[int, int]:
+    def commit_offset(self, cursor: Cursor) -> tuple[int, int]:
         """What a commit stores now (offset, leader epoch): the end of the last processed poll,
-        or (commit before processing) the end of the poll being processed. `revoking`: a poll
-        that would start at this very instant is not handed out, as poll() runs the rebalance
-        (onPartitionsRevoked) before it returns records."""
+        or (commit before processing) the end of the poll being processed."""
         position = cursor.position
         if not cursor.pending:
             return position, cursor.position_epoch
         first, _, ids, _, offset, epoch, base = cursor.pending[0]
         polls = self.cfg.max_poll_records
         if self._commits_before_processing():
-            start = first - self.processing_ms * self.slowdown
-            started = start < self.env.now if revoking else start <= self.env.now
+            started = first - self.processing_ms * self.slowdown <= self.env.now
             if not started:
                 return position, cursor.position_epoch
             end = offset + ids.shape[0]
@@ -73,8 +70,11 @@ class Committing:
             return
         self.flush(self.env.now)
         if self._commits_before_processing() and self.state == UP:
-            # a commit made at this instant counted the poll the revocation pre-empts
-            self.model.group.commit(self, p, *self.commit_offset(cursor, revoking=True))
+            # A live member processes every record poll() returned before its next poll() runs
+            # the revocation. The model revokes at a time that can fall inside a poll it has
+            # committed (before processing) but not finished: the next owner starts at what was
+            # processed and delivers the rest once, as the member would have.
+            self.model.group.commit(self, p, cursor.position, cursor.position_epoch)
         if (
             commit
             and not self.cfg.exactly_once  # the poll's transaction commits its offsets
