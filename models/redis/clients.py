@@ -15,7 +15,7 @@ again after `retry_backoff_ms`: a retried INCR or LPUSH whose first attempt ran 
 from __future__ import annotations
 
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
@@ -45,6 +45,18 @@ if TYPE_CHECKING:
     from models.redis.model import RedisModel
 
 CHUNK_MS = 50.0  # open-loop arrivals are generated (and pipelines flushed) per chunk
+
+
+class PipelineCommands(NamedTuple):
+    """Request columns of closed-loop pipelines, in connection order."""
+
+    op: np.ndarray
+    msg: np.ndarray
+    keys: np.ndarray
+    sizes: np.ndarray
+    intended: np.ndarray
+    conn: np.ndarray
+    first: np.ndarray
 
 
 class Clients(ClientReplies):
@@ -217,10 +229,14 @@ class Clients(ClientReplies):
             msg[carrying] = first + copies * np.arange(count)
         return msg
 
+    def commands(self, intended: np.ndarray, keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The commands of one batch of the workload and their first message ids (registered in
+        the history as produced at `intended`)."""
+        op = self._ops_for(intended.size)
+        return op, self._messages(op, intended, keys)
+
     def _emit(self, batch: Batch) -> None:
-        n = len(batch)
-        op = self._ops_for(n)
-        msg = self._messages(op, batch.intended_ms, batch.keys)
+        op, msg = self.commands(batch.intended_ms, batch.keys)
         if not self.node.is_up:
             self._client_down(msg)
             return
@@ -273,16 +289,20 @@ class Clients(ClientReplies):
         keep = at < self.ctx.duration_ms
         if not self.producing or not keep.any():
             return
-        conns, at = conns[keep], at[keep]
+        c = self.pipeline_commands(conns[keep], at[keep])
+        self.submit(self.build(c.op, c.msg, c.keys, c.sizes, c.intended, c.conn, c.first))
+
+    def pipeline_commands(self, conns: np.ndarray, at: np.ndarray) -> PipelineCommands:
+        """The next pipeline of each closed-loop connection, sent at `at`: keys and sizes from
+        the workload, the commands and their message ids (registered in the history)."""
         k = self.pipeline
         n = conns.size * k
         intended = np.repeat(at, k)
         keys = self.workload.keys.draw(n)
         sizes = self.workload.sizes(n)
-        op = self._ops_for(n)
-        msg = self._messages(op, intended, keys)
+        op, msg = self.commands(intended, keys)
         first = (np.arange(n) % k) == 0
-        self.submit(self.build(op, msg, keys, sizes, intended, np.repeat(conns, k), first))
+        return PipelineCommands(op, msg, keys, sizes, intended, np.repeat(conns, k), first)
 
     # --- slow commands --------------------------------------------------------------------------------
     def _slow_commands(self) -> Generator[Any, Any, None]:

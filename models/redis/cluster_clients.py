@@ -209,15 +209,8 @@ class ClusterClients:
         keep = at < base.ctx.duration_ms
         if not self.producing or not keep.any():
             return
-        conns, at = conns[keep], at[keep]
-        k = base.pipeline
-        n = conns.size * k
-        intended = np.repeat(at, k)
-        keys = self.workload.keys.draw(n)
-        sizes = self.workload.sizes(n)
-        op = base._ops_for(n)
-        msg = base._messages(op, intended, keys)
-        conn = np.repeat(conns, k)
+        conns = conns[keep]
+        op, msg, keys, sizes, intended, conn, _ = base.pipeline_commands(conns, at[keep])
         shard_of = self.cluster.slot_map.shards(keys)
         self.commands_per_shard += np.bincount(shard_of, minlength=len(self.per_shard))
         parts = np.unique(conn.astype(np.int64) * len(self.per_shard) + shard_of)
@@ -270,9 +263,7 @@ class ClusterClients:
     def _emit(self, batch: Batch) -> None:
         """Register the messages, then send each shard its commands (per-node pipelines)."""
         base = self.base
-        n = len(batch)
-        op = base._ops_for(n)
-        msg = base._messages(op, batch.intended_ms, batch.keys)
+        op, msg = base.commands(batch.intended_ms, batch.keys)
         if not self.node.is_up:
             base._client_down(msg)
             return

@@ -22,6 +22,7 @@ from models.redis.cluster_clients import ClusterClients
 from models.redis.cluster_shard import Shard
 from models.redis.cluster_slots import SlotMap
 from models.redis.commands import CostModel
+from models.redis.replies import refresh_around_network_fault
 from models.redis.server import SERVING
 from simulator import history as hist
 from simulator.model import SystemModel
@@ -240,16 +241,8 @@ class ClusterModel(SystemModel):
 
     def apply_fault(self, fault: Fault, nodes: list[str]) -> bool:
         self.settle()
-        if fault.kind in ("partition", "heal", "delay", "packet_loss"):
-            self.env.timeout(0).callbacks.append(lambda _ev: self._network_changed())
-            if fault.duration_s is not None and fault.kind != "heal":
-                end = self.env.timeout(fault.duration_s * 1000.0)
-                end.callbacks.append(lambda _ev: self._fault_ends())
+        refresh_around_network_fault(self.env, fault, self.settle, self._network_changed)
         return False
-
-    def _fault_ends(self) -> None:
-        self.settle()
-        self.env.timeout(0).callbacks.append(lambda _ev: self._network_changed())
 
     def _network_changed(self) -> None:
         self.settle()

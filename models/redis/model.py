@@ -19,6 +19,7 @@ from models.redis.clients import Clients
 from models.redis.commands import CostModel
 from models.redis.pubsub import PubSub
 from models.redis.replication import Replication
+from models.redis.replies import refresh_around_network_fault
 from models.redis.sentinel import Sentinels
 from models.redis.server import DOWN, SERVING, RedisServer
 from models.redis.streams import StreamConsumers
@@ -249,12 +250,7 @@ class RedisModel(SystemModel):
             if fault.duration_s is not None:
                 end = self.env.timeout(fault.duration_s * 1000.0)
                 end.callbacks.append(lambda _ev: self._fault_ends())
-        if fault.kind in ("partition", "heal", "delay", "packet_loss"):
-            self.env.timeout(0).callbacks.append(lambda _ev: self._network_changed())
-            if fault.duration_s is not None and fault.kind != "heal":
-                # runs just before the core's own end-of-fault timer (created after this one)
-                end = self.env.timeout(fault.duration_s * 1000.0)
-                end.callbacks.append(lambda _ev: self._fault_ends())
+        refresh_around_network_fault(self.env, fault, self.settle, self._network_changed)
         return False
 
     def _fault_ends(self) -> None:

@@ -11,6 +11,7 @@ server may commit its loop at once (`feedback_bound`, `next_deadline`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -21,12 +22,38 @@ from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, ERR_WAIT_SHO
 from simulator import history as hist
 
 if TYPE_CHECKING:
+    import simpy
+
     from models.redis.requests import RequestQueue
+    from simulator.scenario import Fault
 
 WORKER_BASE = 100_000  # connection ids of BRPOP workers and subscribers start here
 ADMIN_CONN = 200_000  # the admin connection that sends slow commands
 REQUEST_OVERHEAD_BYTES = 40  # RESP framing + key of a request
 REPLY_BYTES = 10  # "+OK\r\n", ":1\r\n", "$-1\r\n"
+
+
+NETWORK_FAULTS = ("partition", "heal", "delay", "packet_loss")
+
+
+def refresh_around_network_fault(
+    env: simpy.Environment, fault: Fault, settle: Callable[[], None], refresh: Callable[[], None]
+) -> None:
+    """A network fault changes which requests and replies can pass (held by a cut, released by
+    a heal): `refresh` runs right after the core applies the fault, and when it ends the loop is
+    first committed up to that moment (`settle`, before the core's own end-of-fault timer,
+    created after this one, heals) and `refresh` runs right after."""
+    if fault.kind not in NETWORK_FAULTS:
+        return
+    env.timeout(0).callbacks.append(lambda _ev: refresh())
+    if fault.duration_s is None or fault.kind == "heal":
+        return
+
+    def ended(_ev: Any) -> None:
+        settle()
+        env.timeout(0).callbacks.append(lambda _e: refresh())
+
+    env.timeout(fault.duration_s * 1000.0).callbacks.append(ended)
 
 
 class ClientReplies:
