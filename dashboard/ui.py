@@ -146,33 +146,11 @@ def csv_text(frame: pd.DataFrame) -> Callable[[], str]:
     return lambda: frame.to_csv(index=False)
 
 
-def downloads(result: Result, spec: ScenarioBase, key: str) -> None:
-    """Summary (JSON), time series (CSV, Parquet), events (CSV), resolved scenario (TOML)."""
-    stem = runs.file_stem(spec)
-    items: list[tuple[str, Any, str, str, str]] = [
-        ("summary.json", result.summary_json, "json", "application/json", ""),
-        ("timeseries.csv", csv_text(result.timeseries), "csv", "text/csv", ""),
-        (
-            "timeseries.parquet",
-            parquet_bytes(result.timeseries),
-            "parquet",
-            "application/vnd.apache.parquet",
-            "",
-        ),
-        ("events.csv", csv_text(result.events), "csv", "text/csv", ""),
-        (
-            "scenario.toml",
-            result.scenario_toml,
-            "toml",
-            "application/toml",
-            "The fully resolved scenario: `rksim run FILE` reruns exactly this.",
-        ),
-    ]
+def download_row(items: list[tuple[str, Any, str, str, str]], key: str) -> None:
+    """One row of download buttons: (label, data or a callable making it, file name, MIME type,
+    help). Data is made on click only (`on_click="ignore"` keeps the page as it is)."""
     row = st.container(horizontal=True)
-    for label, data, _ext, mime, help_ in items:
-        name = label.split(".")[0]
-        suffix = label.split(".", 1)[1]
-        file_name = f"{stem}.{suffix}" if name == "scenario" else f"{stem}-{label}"
+    for label, data, file_name, mime, help_ in items:
         row.download_button(
             label,
             data,
@@ -183,6 +161,27 @@ def downloads(result: Result, spec: ScenarioBase, key: str) -> None:
             key=f"{key}.download.{label}",
             help=help_ or None,
         )
+
+
+def downloads(result: Result, spec: ScenarioBase, key: str) -> None:
+    """Summary (JSON), time series (CSV, Parquet), events (CSV), resolved scenario (TOML)."""
+    stem = runs.file_stem(spec)
+    mime = "application/vnd.apache.parquet"
+    rerun = "The fully resolved scenario: `rksim run FILE` reruns exactly this."
+    items: list[tuple[str, Any, str, str, str]] = [
+        ("summary.json", result.summary_json, f"{stem}-summary.json", "application/json", ""),
+        ("timeseries.csv", csv_text(result.timeseries), f"{stem}-timeseries.csv", "text/csv", ""),
+        (
+            "timeseries.parquet",
+            parquet_bytes(result.timeseries),
+            f"{stem}-timeseries.parquet",
+            mime,
+            "",
+        ),
+        ("events.csv", csv_text(result.events), f"{stem}-events.csv", "text/csv", ""),
+        ("scenario.toml", result.scenario_toml, f"{stem}.toml", "application/toml", rerun),
+    ]
+    download_row(items, key)
 
 
 def initial(key: str, default: Any) -> Any:

@@ -290,29 +290,27 @@ def downloads(spec: ScenarioBase, outcome: ComparisonResult, table: pd.DataFrame
             ignore_index=True,
         )
 
-    items: list[tuple[str, Any, str, str]] = [
-        ("verdict.csv", ui.csv_text(table), f"{stem}-verdict.csv", "text/csv"),
-        ("summaries.json", summaries, f"{stem}-summaries.json", "application/json"),
-        ("timeseries.csv", lambda: timeseries().to_csv(index=False), f"{stem}-ts.csv", "text/csv"),
+    parquet = "application/vnd.apache.parquet"
+    items: list[tuple[str, Any, str, str, str]] = [
+        ("verdict.csv", ui.csv_text(table), f"{stem}-verdict.csv", "text/csv", ""),
+        ("summaries.json", summaries, f"{stem}-summaries.json", "application/json", ""),
+        (
+            "timeseries.csv",
+            lambda: timeseries().to_csv(index=False),
+            f"{stem}-ts.csv",
+            "text/csv",
+            "",
+        ),
         (
             "timeseries.parquet",
             lambda: ui.parquet_bytes(timeseries())(),
             f"{stem}-ts.parquet",
-            "application/vnd.apache.parquet",
+            parquet,
+            "",
         ),
-        ("scenario.toml", spec.to_toml(), f"{stem}.toml", "application/toml"),
+        ("scenario.toml", spec.to_toml(), f"{stem}.toml", "application/toml", ""),
     ]
-    row = st.container(horizontal=True)
-    for label, data, file_name, mime in items:
-        row.download_button(
-            label,
-            data,
-            file_name=file_name,
-            mime=mime,
-            icon=":material/download:",
-            on_click="ignore",
-            key=f"compare.download.{label}",
-        )
+    ui.download_row(items, "compare")
 
 
 # --- the page -----------------------------------------------------------------------------------
