@@ -24,6 +24,8 @@ import pytest
 import redis
 from support import ManagedProcess, ProcessGroup, free_port, missing
 
+from models.redis_calibration.local_server import filesystem_type
+
 # File systems where fsync is not a trip to a device.
 MEMORY_FILESYSTEMS = frozenset({"tmpfs", "ramfs", "overlay-tmpfs"})
 
@@ -39,24 +41,6 @@ BASE_CONFIG: dict[str, str] = {
     "logfile": "",
     "loglevel": "notice",
 }
-
-
-def filesystem_type(path: Path) -> str:
-    """The type of the file system holding `path` (longest mount point in mountinfo)."""
-    target = os.path.realpath(path)
-    best, best_type = "", "unknown"
-    with contextlib.suppress(OSError), open("/proc/self/mountinfo", encoding="utf-8") as mounts:
-        for line in mounts:
-            left, _, right = line.partition(" - ")
-            fields = left.split()
-            if len(fields) < 5 or not right:
-                continue
-            mount_point = fields[4].replace("\\040", " ")
-            fs_type = right.split()[0]
-            inside = target == mount_point or target.startswith(mount_point.rstrip("/") + "/")
-            if inside and len(mount_point) >= len(best):
-                best, best_type = mount_point, fs_type
-    return best_type
 
 
 def real_disk_dir(preferred: Path, name: str) -> Path:
