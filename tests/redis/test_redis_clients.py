@@ -74,8 +74,7 @@ def test_same_seed_same_result() -> None:
 def test_a_pause_inside_a_pause_does_not_leave_the_server_frozen() -> None:
     # two pause faults on the same server, the second starting inside the first. As with
     # SIGSTOP/SIGCONT, stops are not counted: the first end resumes the server and the second
-    # end finds it running. Nothing may stay frozen (it did once: the fault's undo called the
-    # base Node.resume, which skipped the Redis server's own resume).
+    # end finds it running, so nothing stays frozen and no write waits longer than the first.
     faults = [
         {"at_s": 0.5, "kind": "pause", "target": "primary", "duration_s": 0.5},
         {"at_s": 0.8, "kind": "pause", "target": "primary", "duration_s": 0.5},
