@@ -22,14 +22,18 @@ from benchmarks.harness import benchmark
 DASHBOARD_DIR = Path(__file__).resolve().parents[1] / "dashboard"
 
 
-def _default_scenario() -> str:
+def _playground() -> Any:
     # The pages import their siblings by top-level name, as `streamlit run dashboard/app.py`
-    # puts the app's folder on sys.path: do the same to read the page's own default.
+    # puts the app's folder on sys.path: do the same to use the page's own choices.
     if str(DASHBOARD_DIR) not in sys.path:
         sys.path.insert(0, str(DASHBOARD_DIR))
-    from views.playground import DEFAULT_SCENARIO
+    from views import playground
 
-    return DEFAULT_SCENARIO
+    return playground
+
+
+def _default_scenario() -> str:
+    return str(_playground().DEFAULT_SCENARIO)
 
 
 def _setup(*, quick: bool = False) -> None:
@@ -51,8 +55,7 @@ def playground_figures(result: Any) -> list[Any]:
     ]
     gauges = plots.gauges(result)
     if gauges:
-        preferred = [g for g in ("consumer_lag",) if g in gauges] or gauges[:1]
-        figures.append(plots.gauge_figure(result, preferred))
+        figures.append(plots.gauge_figure(result, _playground().preferred_gauges(gauges)))
     return figures
 
 

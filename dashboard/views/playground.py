@@ -175,6 +175,11 @@ def show_run(request: links.RunRequest) -> None:
         show_result(request, spec, result)
 
 
+def preferred_gauges(gauges: list[str]) -> list[str]:
+    """The gauges shown before the user picks: consumer lag if the run has it, else the first."""
+    return [g for g in ("consumer_lag",) if g in gauges] or gauges[:1]
+
+
 def show_result(request: links.RunRequest, spec: ScenarioBase, result: Result) -> None:
     meta = spec.scenario
     st.subheader(f"{meta.name} · seed {meta.seed}")
@@ -189,11 +194,10 @@ def show_result(request: links.RunRequest, spec: ScenarioBase, result: Result) -
     st.plotly_chart(plots.throughput_figure(result), theme=None, key="playground.throughput")
     gauges = plots.gauges(result)
     if gauges:
-        preferred = [g for g in ("consumer_lag",) if g in gauges] or gauges[:1]
         chosen = st.multiselect(
             "Gauges",
             gauges,
-            default=preferred,
+            default=preferred_gauges(gauges),
             key="playground.gauges",
             help="Quantities the model samples over time (queue length, consumer lag, ...).",
         )
