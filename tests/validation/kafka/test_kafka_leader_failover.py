@@ -123,7 +123,12 @@ def run_leader_crash_with_frozen_followers(
         return any(t > crashed_at for t in producer.log.acked_s.values())
 
     wait_until(new_leader_acked, timeout_s=45, what="an acknowledgement after the failover")
-    after = kafka.partition(topic)
+    # Any broker may answer the metadata request, and a follower just resumed from SIGSTOP can
+    # still hold the image from before the crash (seen in CI: it named the dead leader). Wait
+    # until the answer no longer names the dead broker; `describe` keeps the last state seen.
+    after = kafka.wait_for_partition(
+        topic, lambda s: s.leader not in (leader, -1), what="a leader other than the dead one"
+    )
     producer.produce_for(0.5, RATE_PER_S)
     producer.flush(35.0)
 
