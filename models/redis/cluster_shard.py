@@ -79,7 +79,7 @@ class Shard:
         self.server.poke()
 
     # --- hooks the server calls ------------------------------------------------------------------
-    def on_server_down(self, now: float) -> None:
+    def on_server_down(self, now: float, server: RedisServer | None = None) -> None:
         self.cluster.on_server_down(self, now)
 
     def on_server_restart(self, now: float) -> None:

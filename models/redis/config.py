@@ -63,6 +63,11 @@ def output_buffer_limit(text: str) -> tuple[int, int, float]:
     return memory_bytes(parts[0]), memory_bytes(parts[1]), float(parts[2])
 
 
+# Workloads whose data replicates: key-value writes, stream entries with their consumer group,
+# list items (what XADD / XREADGROUP / XACK / LPUSH / BRPOP change is propagated like any write).
+REPLICATED_WORKLOADS = ("kv", "stream", "list")
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
 
@@ -350,8 +355,14 @@ class RedisConfig(SystemConfig):
 
     @model_validator(mode="after")
     def _check_replication(self) -> RedisConfig:
-        if (self.replicas or self.sentinel.count) and self.workload != "kv":
-            raise ValueError("replicas and sentinels are modelled for workload = 'kv' only")
+        if (self.replicas or self.sentinel.count) and self.workload not in REPLICATED_WORKLOADS:
+            # pub/sub messages are not data: a subscriber of the new master gets only what is
+            # published after it resubscribed (not modelled); cache: not modelled
+            allowed = ", ".join(repr(w) for w in REPLICATED_WORKLOADS)
+            raise ValueError(
+                f"replicas / sentinel.count: workload {self.workload!r} is not modelled with "
+                f"replication; allowed: {allowed}"
+            )
         if self.sentinel.count and not self.replicas:
             raise ValueError("sentinel.count > 0 needs replicas > 0 (something to fail over to)")
         if self.sentinel.count and self.sentinel.quorum > self.sentinel.count:

@@ -8,7 +8,8 @@ that recovers position p rebuilds exactly the state of p, and every journal entr
 what the restart lost.
 
 Entries are int64: `(id << 3) | (retry << 2) | kind` with kind WRITE (message id), POP (message
-id) or DEL (key); `retry` marks a copy written by a client retry (for duplicate causes).
+id), DEL (key) or GROUP (a stream consumer group change: `streams.group_entry`); `retry` marks a
+copy written by a client retry (for duplicate causes).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-WRITE, POP, DEL = 0, 1, 2
+WRITE, POP, DEL, GROUP = 0, 1, 2, 3
 RETRY_BIT = 4
 
 

@@ -287,15 +287,46 @@ class RedisModel(SystemModel):
         self._network_changed()
 
     # --- hooks from the server ----------------------------------------------------------------------
-    def on_server_down(self, now: float) -> None:
-        if self.stream_consumers is not None:
-            self.stream_consumers.server_down()
-        if self.workers is not None:
-            self.workers.server_down(list(self.server.store.blocked))
-        if self.pubsub is not None:
+    def on_server_down(self, now: float, server: RedisServer | None = None) -> None:
+        """`server` (default: the master the clients use) died: its blocked clients are reset."""
+        server = self.server if server is None else server
+        self.unblock(server)
+        if self.pubsub is not None and server is self.server:
             self.pubsub.server_down(now)
 
+    def unblock(self, server: RedisServer) -> None:
+        """Consumers blocked on `server` (BRPOP, XREADGROUP BLOCK) lose their connection, or
+        get -UNBLOCKED when it becomes a replica (replicationSetMaster), and ask again."""
+        if self.stream_consumers is not None:
+            self.stream_consumers.server_down(server.store.stream)
+        if self.workers is not None:
+            self.workers.server_down(list(server.store.blocked))
+            server.store.blocked.clear()
+
+    def processing(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` a consumer (stream consumer, BRPOP worker) holds and is processing."""
+        consumers = self.stream_consumers or self.workers
+        if consumers is None or not ids.size:
+            return np.zeros(ids.size, dtype=bool)
+        return consumers.processing(ids)
+
+    def group_state_reset(self, cause: str) -> None:
+        """The master's group or list state went back in time (restart from older files,
+        failover): deliveries it forgot are made again, a duplicate of this cause."""
+        if self.stream_consumers is not None:
+            self.stream_consumers.redelivery_cause = cause
+        if self.workers is not None:
+            self.workers.redelivery_cause = cause
+
+    @property
+    def streams(self) -> dict[str, Any]:
+        """The streams of the current master, by name (for the invariant checker)."""
+        if self.stream_consumers is None:
+            return {}
+        return {"stream": self.server.store.stream}
+
     def on_server_restart(self, now: float) -> None:
+        self.group_state_reset("redelivered_after_restart")
         if self.pubsub is not None:
             self.pubsub.server_back(now)
 

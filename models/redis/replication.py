@@ -79,6 +79,8 @@ class Replication:
         self.entry_bytes = model.value_bytes + AOF_BYTES_PER_WRITE + KEY_NAME_BYTES
         self.max_lag_ms = (config.min_replicas_max_lag + 1) * 1000.0
         self.wait_replicas = config.client.wait_replicas
+        # workloads whose writes are consumed (stream entries, list items), not read at the end
+        self.consumed = config.workload in ("stream", "list")
         timeout = config.client.wait_timeout_ms
         self.wait_timeout_ms = timeout if timeout > 0 else np.inf
         self.full_resyncs = 0
@@ -107,10 +109,16 @@ class Replication:
         pos1 = server.store.journal.end
         if pos1 == pos0 or not end_row.size:
             return
-        writes = IS_WRITE[rows["op"]] & (status == OK)
-        after = np.minimum(pos0 + np.cumsum(writes), pos1)
+        row_ends = server.store.row_ends
+        if row_ends is not None and row_ends.size == status.size:
+            # commands that journal several entries (XREADGROUP, XAUTOCLAIM) or none
+            after = row_ends.copy()
+            sel = np.r_[row_ends[:1] > pos0, row_ends[1:] > row_ends[:-1]]
+        else:
+            writes = IS_WRITE[rows["op"]] & (status == OK)
+            after = np.minimum(pos0 + np.cumsum(writes), pos1)
+            sel = writes.copy()
         after[-1] = pos1
-        sel = writes.copy()
         sel[-1] = True
         self._times.append(end_row[sel])
         self._positions.append(after[sel].astype(np.int64))
@@ -358,7 +366,10 @@ class Replication:
         diverged_at = link.offset
         self.model.settle()
         image = old.store.state_at(diverged_at)
-        discarded = self._discard(old, diverged_at)
+        # a stream entry or list item the old master had beyond the offset may still be
+        # processed by a consumer that read it there: its loss is decided when the old master
+        # is told to drop it (demote, or the end of the run), not now
+        discarded = self._discard(old, diverged_at, record=not self.consumed)
         self.stale[old.name] = diverged_at
         replica.store.load(image)
         replica.persistence.restarted(diverged_at)
@@ -386,12 +397,16 @@ class Replication:
             discarded=discarded,
         )
         self.ctx.event("role_change", replica.name, role="primary")
+        if self.consumed:
+            self.model.group_state_reset("redelivered_after_failover")
 
     def demote(self, server: RedisServer) -> None:
         """REPLICAOF <new master> sent to a deposed master: it drops what it diverged with."""
         diverged_at = self.stale.pop(server.name)
         server.settle()
         discarded = self._discard(server, diverged_at)
+        if self.consumed:
+            self.model.unblock(server)  # -UNBLOCKED: blocked consumers ask again elsewhere
         server.store.load(self.master.store.image())
         self.links[server.name] = ReplicaLink(
             server, offset=0, epoch=-1, connected=False, next_ack_ms=self.env.now
@@ -399,11 +414,15 @@ class Replication:
         server.spawn(self._stream(server.name))
         self.ctx.event("role_change", server.name, role="replica", discarded=discarded)
 
-    def _discard(self, server: RedisServer, diverged_at: int) -> int:
+    def _discard(self, server: RedisServer, diverged_at: int, record: bool = True) -> int:
+        """Writes `server` executed beyond `diverged_at`: gone with its dataset. A stream entry
+        or list item that a consumer already processed (or is processing) is not lost."""
         entries = server.store.journal.entries(diverged_at)
         value, kind, _retry = ds.decode(entries)
         ids = value[kind == ds.WRITE]
-        if ids.size:
+        if self.consumed and ids.size:
+            ids = ids[(self.ctx.history.deliveries[ids] == 0) & ~self.model.processing(ids)]
+        if ids.size and record:
             self.ctx.history.lose(ids, "discarded_on_failover", self.env.now)
         return int(ids.size)
 

@@ -363,7 +363,7 @@ class RedisServer(Node):
         self.down_reply = reply
         self.frozen = False
         self.cron_due = self.loading_until = np.inf
-        self.model.on_server_down(now)
+        self.model.on_server_down(now, self)
 
     def crash(self) -> None:
         if not self.is_running:

@@ -96,6 +96,9 @@ class Store:
         from models.redis.streams import StreamState
 
         self.stream = StreamState()  # workload "stream": the stream and its consumer group
+        self.group_ms: dict[int, float] = {}  # journal position -> time of a delivery or claim
+        if self.mode == "stream":
+            self._base.extra["stream"] = StreamState()
         self.blocked: deque[int] = deque()  # BRPOP connections waiting, oldest first
         self.items: deque[int] = deque()  # list items (id << 1 | retry), oldest first
         self.misconf = False  # stop-writes-on-bgsave-error after a failed BGSAVE
@@ -104,6 +107,9 @@ class Store:
         self.keyspace_misses = 0
         self.expired_keys = 0
         self.evicted_keys = 0
+        # journal end after each row of the last `execute` run one by one (None: one entry per
+        # successful write, in order)
+        self.row_ends: np.ndarray | None = None
 
     def _pubsub(self) -> PubSub:
         pubsub = self.server.model.pubsub
@@ -128,12 +134,23 @@ class Store:
         img.background_keys = self.memory.background_keys
         if self.mode == "list":
             img.items = np.fromiter(self.items, dtype=np.int64, count=len(self.items))
+        if self.mode == "stream":
+            img.extra["stream"] = self.stream.copy()
         return img
 
     def state_at(self, position: int) -> ds.Image:
         """The dataset as of journal `position` (>= the journal's base)."""
         base = self._base
         entries = self.journal.entries(base.position, position)
+        if self.mode == "stream":
+            # the stream and its group are rebuilt from the propagated commands (XADD, and the
+            # XCLAIM / XACK that XREADGROUP, XAUTOCLAIM and XACK propagate)
+            out = base.copy()
+            out.position = base.position + int(entries.size)
+            stream = base.extra["stream"]
+            maxlen = self.config.ops.stream_maxlen
+            out.extra["stream"] = stream.replayed(entries, base.position, maxlen, self.group_ms)
+            return out
         expire = self._expire_of() if self.mode == "cache" else None
         return ds.replay(base, entries, self.mode, self.history.key, expire)
 
@@ -151,7 +168,11 @@ class Store:
             sizes = self._sizes_of(self.live.value[present])
             self.memory.set_values(present, sizes, np.zeros(present.size, dtype=bool))
         if self.mode == "stream":
-            self.stream.truncate(image.position)
+            # the stream and group state of the image (an empty dataset has no stream)
+            stream = image.extra.get("stream")
+            self.stream = stream.copy() if stream is not None else type(self.stream)()
+            self._base.extra["stream"] = self.stream.copy()
+            self.group_ms = {}
         self.items = deque(int(x) for x in image.items)
         self.memory.list_bytes = len(self.items) * (self.server.model.value_bytes + LIST_ITEM_BYTES)
         self.blocked.clear()
@@ -197,6 +218,7 @@ class Store:
         """Apply committed commands in order; (status, value id read or item popped) per row."""
         op = rows["op"]
         n = op.size
+        self.row_ends = None
         status = np.zeros(n, dtype=np.int8)
         aux = np.full(n, -1, dtype=np.int64)
         if loading:
@@ -300,8 +322,10 @@ class Store:
         x_l = exec_ms.tolist()
         memory = self.memory
         journal_out: list[int] = []
+        starts: list[int] = []  # journal entries before each row (for the replication stream)
         live = self.live
         for i, op in enumerate(op_l):
+            starts.append(len(journal_out))
             if status[i] != OK:
                 continue
             x = x_l[i]
@@ -344,7 +368,8 @@ class Store:
                 if self.blocked:
                     # handleClientsBlockedOnKeys: the oldest blocked BRPOP takes it at once
                     journal_out.append((msg_l[i] << 3) | ((att_l[i] > 0) << 2) | ds.POP)
-                    self._workers().served(self.blocked.popleft(), item, float(end_ms[i]))
+                    worker = self.blocked.popleft()
+                    self._workers().served(worker, item, float(end_ms[i]), server=self.server.name)
                 else:
                     self.items.append(item)
                     memory.list_bytes += size_l[i] + LIST_ITEM_BYTES
@@ -365,6 +390,8 @@ class Store:
             elif op in (XADD, XREADGROUP, XACK, XAUTOCLAIM):
                 leave = float(end_ms[i])  # the reply leaves at the end of the iteration
                 self._stream_command(op, i, rows, x, leave, status, aux, journal_out)
+        base = self.journal.end
+        self.row_ends = base + np.array([*starts[1:], len(journal_out)], dtype=np.int64)
         if journal_out:
             self.journal.append(np.array(journal_out, dtype=np.int64))
 
@@ -383,6 +410,8 @@ class Store:
         stream = self.stream
         consumers = self._streams()
         conn = int(rows["conn"][i])
+        server = self.server.name
+        group_from = len(journal_out)
         if op == XADD:
             mid, retry = int(rows["msg"][i]), int(rows["attempt"][i] > 0)
             stream.add((mid << 1) | retry, self.journal.end + len(journal_out))
@@ -391,28 +420,36 @@ class Store:
             unread = stream.trim(consumers.maxlen)
             if unread:
                 consumers.lose_trimmed(unread, x)
+            group_from = len(journal_out)
             if stream.blocked and stream.last_delivered < stream.next_seq:
                 # a consumer blocked in XREADGROUP is served by this XADD at once
                 waiter = stream.blocked.popleft()
-                batch = stream.read_group(waiter, consumers.count, x)
-                consumers.served(waiter, batch, reply_at, claimed=False)
+                batch = stream.read_group(waiter, consumers.count, x, journal_out)
+                consumers.served(waiter, batch, reply_at, claimed=False, server=server)
         elif op == XREADGROUP:
-            batch = stream.read_group(conn, consumers.count, x)
+            batch = stream.read_group(conn, consumers.count, x, journal_out)
             if batch:
                 aux[i] = -2
-                consumers.served(conn, batch, reply_at, claimed=False)
+                consumers.served(conn, batch, reply_at, claimed=False, server=server)
             else:
                 status[i] = BLOCKED
                 stream.blocked.append(conn)
         elif op == XACK:
-            for seq in stream.xacks.pop(int(rows["key"][i]), []):
-                stream.pel.pop(seq, None)
+            acked = consumers.xacks.pop(int(rows["key"][i]), [])
+            self.dirty += stream.ack(acked, journal_out)
         else:
-            batch, deleted = stream.claim(conn, consumers.min_idle_ms, consumers.count, x)
+            min_idle = consumers.min_idle_ms
+            batch, deleted = stream.claim(conn, min_idle, consumers.count, x, journal_out)
             if deleted:
                 consumers.lose_trimmed(deleted, x)
             if batch:
-                consumers.served(conn, batch, reply_at, claimed=True)
+                consumers.served(conn, batch, reply_at, claimed=True, server=server)
+        if len(journal_out) > group_from and op != XACK:
+            # deliveries and claims carry their time (XCLAIM ... TIME) to replicas and the AOF
+            end = self.journal.end
+            self.dirty += len(journal_out) - group_from
+            for j in range(group_from, len(journal_out)):
+                self.group_ms[end + j] = x
 
     # --- expiry and eviction ---------------------------------------------------------------------
     def _expire_key(self, key: int, t_ms: float, journal_out: list[int]) -> None:

@@ -18,20 +18,41 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 
+from models.redis import dataset as ds
 from models.redis.commands import XACK, XAUTOCLAIM, XREADGROUP
 from models.redis.consumer_process import ConsumerProcess
 from models.redis.replies import WORKER_BASE
 from models.redis.requests import Rows
-from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER
+from models.redis.store import (
+    ERR_LOADING,
+    ERR_NOREPLICAS,
+    ERR_READONLY,
+    ERR_REFUSED,
+    ERR_RESET,
+    NO_ANSWER,
+)
 
 if TYPE_CHECKING:
     from models.redis.model import RedisModel
 
 NODE_MAX_ENTRIES = 100  # stream-node-max-entries: MAXLEN ~ trims whole nodes
+
+
+# Group changes in the journal (kind GROUP): what Redis 7 propagates to replicas and the AOF
+# for XREADGROUP (an XCLAIM per delivered entry, with its delivery TIME, plus the group's
+# last-delivered id), XAUTOCLAIM (XCLAIM) and XACK, one entry per stream entry touched.
+DELIVER, CLAIM, ACK, DELETE = range(4)
+_SUB_BITS, _CONSUMER_BITS = 2, 14
+
+
+def group_entry(sub: int, seq: int, conn: int) -> int:
+    """The journal entry of one group change (`conn` a consumer's connection id)."""
+    value = (seq << (_SUB_BITS + _CONSUMER_BITS)) | ((conn - WORKER_BASE) << _SUB_BITS) | sub
+    return (value << 3) | ds.GROUP
 
 
 class StreamState:
@@ -43,12 +64,21 @@ class StreamState:
         self.last_delivered = 0  # the group's last-delivered-id: next entry ">" returns
         self.pel: dict[int, list[Any]] = {}  # seq -> [item, conn, delivery count, delivered ms]
         self.blocked: deque[int] = deque()  # consumers blocked in XREADGROUP, oldest first
-        self.xacks: dict[int, list[int]] = {}  # XACK request token -> the seqs it acknowledges
         self.trimmed = 0
 
     @property
     def next_seq(self) -> int:
         return self.first_seq + len(self.entries)
+
+    def copy(self) -> StreamState:
+        """The persisted part (entries, group, PEL); blocked clients are connections, not data."""
+        out = StreamState()
+        out.entries = deque(self.entries)
+        out.first_seq = self.first_seq
+        out.last_delivered = self.last_delivered
+        out.pel = {seq: list(entry) for seq, entry in self.pel.items()}
+        out.trimmed = self.trimmed
+        return out
 
     def add(self, item: int, position: int) -> None:
         self.entries.append((item, position))
@@ -69,7 +99,9 @@ class StreamState:
         self.trimmed += drop
         return unread
 
-    def read_group(self, conn: int, count: int, t_ms: float) -> list[tuple[int, int]]:
+    def read_group(
+        self, conn: int, count: int, t_ms: float, journal: list[int] | None = None
+    ) -> list[tuple[int, int]]:
         """XREADGROUP >: up to `count` new entries, now pending for `conn`."""
         start = self.last_delivered
         end = min(self.next_seq, start + count)
@@ -78,11 +110,18 @@ class StreamState:
             item = self.entries[seq - self.first_seq][0]
             self.pel[seq] = [item, conn, 1, t_ms]
             batch.append((seq, item))
+            if journal is not None:
+                journal.append(group_entry(DELIVER, seq, conn))
         self.last_delivered = end
         return batch
 
     def claim(
-        self, conn: int, min_idle_ms: float, count: int, t_ms: float
+        self,
+        conn: int,
+        min_idle_ms: float,
+        count: int,
+        t_ms: float,
+        journal: list[int] | None = None,
     ) -> tuple[list[tuple[int, int]], list[int]]:
         """XAUTOCLAIM: (claimed entries, items of pending entries trimmed meanwhile)."""
         claimed: list[tuple[int, int]] = []
@@ -96,23 +135,74 @@ class StreamState:
             if seq < self.first_seq:  # XAUTOCLAIM returns it as deleted and drops it
                 deleted.append(entry[0])
                 del self.pel[seq]
+                if journal is not None:
+                    journal.append(group_entry(DELETE, seq, conn))
                 continue
             entry[1], entry[2], entry[3] = conn, entry[2] + 1, t_ms
             claimed.append((seq, entry[0]))
+            if journal is not None:
+                journal.append(group_entry(CLAIM, seq, conn))
         return claimed, deleted
 
-    def truncate(self, position: int) -> None:
-        """A restart recovered the journal up to `position`: later entries are gone."""
-        while self.entries and self.entries[-1][1] >= position:
-            self.entries.pop()
-        end = self.next_seq
-        self.last_delivered = min(self.last_delivered, end)
-        for seq in [s for s in self.pel if s >= end]:
-            del self.pel[seq]
-        self.blocked.clear()
+    def ack(self, acked: list[tuple[int, int]], journal: list[int] | None = None) -> int:
+        """XACK: drop the entries from the PEL. An id is (seq, item): an entry of another
+        incarnation of the stream with the same sequence number is not the one acknowledged (in
+        Redis the ids are times, so they never collide)."""
+        done = 0
+        for seq, item in acked:
+            entry = self.pel.get(seq)
+            if entry is not None and entry[0] == item:
+                del self.pel[seq]
+                done += 1
+                if journal is not None:
+                    journal.append(group_entry(ACK, seq, entry[1]))
+        return done
+
+    def replayed(
+        self, entries: np.ndarray, position: int, maxlen: int, times: dict[int, float]
+    ) -> StreamState:
+        """A copy after applying journal `entries` (starting at journal `position`): what a
+        replica or a restart rebuilds from the replication stream or the AOF. `times`: the
+        delivery time of each DELIVER/CLAIM entry by position (XCLAIM ... TIME in Redis)."""
+        out = self.copy()
+        value, kind, retry = ds.decode(entries)
+        for i, (val, k, again) in enumerate(
+            zip(value.tolist(), kind.tolist(), retry.tolist(), strict=True)
+        ):
+            if k == ds.WRITE:
+                out.add((val << 1) | int(again), position + i)
+                out.trim(maxlen)
+                continue
+            if k != ds.GROUP:
+                continue
+            sub = val & 3
+            conn = WORKER_BASE + ((val >> _SUB_BITS) & ((1 << _CONSUMER_BITS) - 1))
+            seq = val >> (_SUB_BITS + _CONSUMER_BITS)
+            if sub == DELIVER:
+                item = out.entries[seq - out.first_seq][0]
+                out.pel[seq] = [item, conn, 1, times.get(position + i, 0.0)]
+                out.last_delivered = max(out.last_delivered, seq + 1)
+            elif sub == CLAIM:
+                entry = out.pel.get(seq)
+                if entry is not None:
+                    entry[1], entry[2] = conn, entry[2] + 1
+                    entry[3] = times.get(position + i, entry[3])
+            else:  # ACK, DELETE
+                out.pel.pop(seq, None)
+        return out
 
     def backlog(self) -> int:
         return self.next_seq - self.last_delivered + len(self.pel)
+
+    @property
+    def groups(self) -> dict[str, GroupView]:
+        """The consumer group as the invariant checker reads it (XINFO GROUPS, XPENDING)."""
+        return {"group": GroupView(self.pel, self.last_delivered - 1)}
+
+
+class GroupView(NamedTuple):
+    pel: dict[int, list[Any]]
+    last_delivered_id: int  # the highest sequence number delivered to the group
 
 
 class ConsumerNode(ConsumerProcess):
@@ -148,7 +238,12 @@ class StreamConsumers:
         self.pending: list[list[tuple[int, float, bool]]] = [[] for _ in range(count)]
         self.busy_until = np.full(count, -np.inf)
         self._token = 0
+        # XACK arguments by request token: (seq, item) ids the consumer acknowledges
+        self.xacks: dict[int, list[tuple[int, int]]] = {}
         self.claimed_entries = 0
+        # why an entry delivered again by XREADGROUP > came back: the last reset of the group
+        # state that forgot deliveries (a restart from an older AOF/RDB, or a failover)
+        self.redelivery_cause = "redelivered_after_restart"
 
     @property
     def min_cycle_ms(self) -> float:
@@ -191,14 +286,19 @@ class StreamConsumers:
 
     # --- the server's side ---------------------------------------------------------------------------
     def served(
-        self, conn: int, batch: list[tuple[int, int]], reply_at: float, claimed: bool
+        self,
+        conn: int,
+        batch: list[tuple[int, int]],
+        reply_at: float,
+        claimed: bool,
+        server: str = "redis",
     ) -> None:
-        """The server's reply to XREADGROUP / XAUTOCLAIM (leaving at `reply_at`) is a batch."""
+        """The reply of `server` to XREADGROUP / XAUTOCLAIM (leaving at `reply_at`) is a batch."""
         index = conn - WORKER_BASE
         node = self.nodes[index]
         if not node.is_up:
             return  # the entries stay in the PEL, owned by a consumer that is gone
-        received = reply_at + self.net.delay("redis", node.name, 20 + 100 * len(batch))
+        received = reply_at + self.net.delay(server, node.name, 20 + 100 * len(batch))
         t = max(received, float(self.busy_until[index]))
         step = self.processing_ms * node.slowdown
         for _seq, item in batch:
@@ -207,7 +307,7 @@ class StreamConsumers:
         if batch:
             self.busy_until[index] = t
             self._token += 1
-            self.stream().xacks[self._token] = [seq for seq, _item in batch]
+            self.xacks[self._token] = list(batch)
             self._send(index, XACK, t, key=self._token)
             if claimed:
                 self.claimed_entries += len(batch)
@@ -220,11 +320,16 @@ class StreamConsumers:
         """Errors only (batches arrive through `served`): reconnect and read again."""
         reconnect = self.model.config.client.reconnect_delay_ms
         for i, index in enumerate((rows["conn"] - WORKER_BASE).tolist()):
-            if int(rows["op"][i]) != XREADGROUP:
+            op = int(rows["op"][i])
+            if op == XACK and status[i] != 0:
+                self.xacks.pop(int(rows["key"][i]), None)  # never executed (or unknown)
+            if op != XREADGROUP:
                 continue
             st = int(status[i])
             if (
-                st in (ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER)
+                # -READONLY: a deposed master (now a replica); -NOREPLICAS: XREADGROUP is a
+                # write command, refused like XADD under min-replicas-to-write
+                st in (ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER, ERR_READONLY, ERR_NOREPLICAS)
                 and self.nodes[index].is_up
                 and self.model.config.client.reconnect
             ):
@@ -255,7 +360,7 @@ class StreamConsumers:
             for sel, cause in (
                 (claimed, "claimed_pending_entry"),
                 (~claimed & retry, "client_retry"),
-                (~claimed & ~retry, "redelivered_after_restart"),
+                (~claimed & ~retry, self.redelivery_cause),
             ):
                 if sel.any():
                     self.history.deliver(ids[sel], times[sel], dup_cause=cause)
@@ -277,9 +382,10 @@ class StreamConsumers:
         if conn in stream.blocked:
             stream.blocked.remove(conn)
 
-    def server_down(self) -> None:
-        """The server died: blocked consumers see their connection reset and read again."""
-        stream = self.stream()
+    def server_down(self, stream: StreamState | None = None) -> None:
+        """The server died (or was turned into a replica: -UNBLOCKED): blocked consumers see
+        their connection reset and read again."""
+        stream = self.stream() if stream is None else stream
         delay = self.model.config.client.reconnect_delay_ms
         for conn in list(stream.blocked):
             index = conn - WORKER_BASE
@@ -292,3 +398,8 @@ class StreamConsumers:
 
     def in_progress(self) -> int:
         return sum(len(p) for p in self.pending)
+
+    def processing(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` a consumer has received and is still processing."""
+        held = [item >> 1 for items in self.pending for item, _done, _claimed in items]
+        return np.isin(ids, np.array(held, dtype=np.int64))

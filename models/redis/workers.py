@@ -17,7 +17,15 @@ from models.redis.clients import WORKER_BASE
 from models.redis.commands import BRPOP
 from models.redis.consumer_process import ConsumerProcess
 from models.redis.requests import Rows
-from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER, OK
+from models.redis.store import (
+    ERR_LOADING,
+    ERR_NOREPLICAS,
+    ERR_READONLY,
+    ERR_REFUSED,
+    ERR_RESET,
+    NO_ANSWER,
+    OK,
+)
 
 if TYPE_CHECKING:
     from models.redis.model import RedisModel
@@ -50,6 +58,9 @@ class Workers:
         self.pending: list[list[tuple[int, float]]] = [[] for _ in range(count)]
         self.busy_until = np.full(count, -np.inf)
         self._speed = [1.0] * count  # slowdown the pending items were timed with
+        # why an item popped again came back: the last time the list went back in time (a
+        # restart from older files, a failover to a replica that missed the pop)
+        self.redelivery_cause = "redelivered_after_restart"
 
     @property
     def min_cycle_ms(self) -> float:
@@ -92,18 +103,21 @@ class Workers:
             if st == OK and aux[i] >= 0:
                 self.served(worker + WORKER_BASE, int(aux[i]), float(reply_at[i]), arrived=True)
             elif (
-                st in (ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER)
+                # -READONLY: a deposed master; -NOREPLICAS: BRPOP writes (it pops)
+                st in (ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER, ERR_READONLY, ERR_NOREPLICAS)
                 and self.nodes[worker].is_up
                 and self.model.config.client.reconnect
             ):
                 at = reply_at[i] if np.isfinite(reply_at[i]) else self.env.now
                 self._brpop(worker, float(at) + reconnect)
 
-    def served(self, conn: int, item: int, at_ms: float, arrived: bool = False) -> None:
-        """The server handed `item` to worker `conn` (reply leaving at `at_ms`)."""
+    def served(
+        self, conn: int, item: int, at_ms: float, arrived: bool = False, server: str = "redis"
+    ) -> None:
+        """`server` handed `item` to worker `conn` (reply leaving at `at_ms`)."""
         worker = conn - WORKER_BASE
         node = self.nodes[worker]
-        received = at_ms if arrived else at_ms + self.net.delay("redis", node.name, 20)
+        received = at_ms if arrived else at_ms + self.net.delay(server, node.name, 20)
         if not node.is_up:
             self._lose([item])
             return
@@ -130,7 +144,7 @@ class Workers:
         retry = (items & 1) == 1
         ids = items >> 1
         if (~retry).any():
-            self.history.deliver(ids[~retry], times[~retry], dup_cause="redelivered_after_restart")
+            self.history.deliver(ids[~retry], times[~retry], dup_cause=self.redelivery_cause)
         if retry.any():
             self.history.deliver(ids[retry], times[retry], dup_cause="client_retry")
 
@@ -194,3 +208,8 @@ class Workers:
 
     def in_progress(self) -> int:
         return sum(len(p) for p in self.pending)
+
+    def processing(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` a worker has popped and is still processing."""
+        held = [item >> 1 for items in self.pending for item, _done in items]
+        return np.isin(ids, np.array(held, dtype=np.int64))
