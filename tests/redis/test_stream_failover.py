@@ -149,3 +149,22 @@ def test_pubsub_with_replicas_is_refused_naming_the_field_value_and_allowed() ->
     text = str(err.value)
     assert "replicas" in text and "'pubsub'" in text
     assert "'kv', 'stream', 'list'" in text
+
+
+def test_power_loss_brings_the_group_back_as_of_the_fsynced_aof_redelivering_later_reads() -> None:
+    # no replicas: the master restarts from its AOF (everysec); the stream and its group state
+    # persist like any key, so reads and acks after the last fsync are forgotten with the XADDs
+    redis = {"workload": "stream", "appendonly": "yes", "ops": {"xautoclaim_min_idle_ms": 1000}}
+    faults = [
+        {"at_s": CRASH_MS / 1000, "kind": "power_loss", "target": "primary", "duration_s": 1.0}
+    ]
+    result = run_redis(spec(redis=redis, workload=SLOW_GROUP, faults=faults, duration_s=4.0))
+    m = _m(result)
+    # the unread XADDs after the last fsync (everysec: at most ~2 s of them) are lost...
+    assert set(m["lost_by_cause"]) == {"not_fsynced_at_power_loss"}
+    assert 0 < m["lost"] <= 2.0 * RATE
+    frame = messages(result)
+    assert frame.loc[frame["fate"] == "lost", "ack_ms"].min() >= CRASH_MS - 2000.0
+    # ...the entries the group read after it are handed out again: duplicates, not loss
+    assert m["duplicates_by_cause"].get("redelivered_after_restart", 0) > 0
+    assert m["in_flight"] == 0 and m["anomalies"]["resurrected"] == 0
