@@ -10,8 +10,9 @@
   group's `last_delivered_id`, was delivered at least once (`delivery_count` if the entry has
   one) and is not in the group's `acked` ids (if the group keeps them).
 
-Streams do not exist in the model yet: their check reads attributes through getattr and lights
-up when the state appears (the names above are the ones it expects).
+The check reads attributes through getattr (the names above): `RedisModel.streams` gives the
+current master's stream, whose `groups` view has the PEL and the last-delivered id, so it also
+holds on a promoted replica after a failover and on a master restarted from its AOF.
 """
 
 from __future__ import annotations
