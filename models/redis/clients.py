@@ -85,6 +85,7 @@ class Clients(ClientReplies):
         self.node = Node(model.ctx, "clients", role="client")
         self.rng = model.ctx.rng("redis.clients")
         self.cost_rng = model.ctx.rng("redis.command_costs")
+        self.read_rng = model.ctx.rng("redis.read_from")
         self.workload = make_workload(model.ctx.rng, spec, model.ctx.duration_ms)
         self.net = model.ctx.network
         self.held_requests: list[tuple[str, Rows]] = []
@@ -105,9 +106,12 @@ class Clients(ClientReplies):
         first: np.ndarray,
         attempt: np.ndarray | None = None,
         src: str = "clients",
+        dst: str | None = None,
     ) -> Rows:
-        """Request rows (sorted by arrival): network delays drawn once, per packet."""
+        """Request rows (sorted by arrival) to `dst` (default: the master): network delays
+        drawn once, per packet."""
         n = op.size
+        dst = self.model.server.name if dst is None else dst
         first = first.copy()
         if n:
             first[0] = True
@@ -116,8 +120,8 @@ class Clients(ClientReplies):
         last[-1:] = True
         single = bool(first.all())
         if single:  # one command per request (no pipelining): no grouping needed
-            there = self.net.delays(src, self.model.server.name, n, nbytes + REQUEST_OVERHEAD_BYTES)
-            back = self.net.delays(self.model.server.name, src, n, REPLY_BYTES)
+            there = self.net.delays(src, dst, n, nbytes + REQUEST_OVERHEAD_BYTES)
+            back = self.net.delays(dst, src, n, REPLY_BYTES)
             arrival, reply_delay = send + there, back
         else:
             packet = np.cumsum(first) - 1
@@ -126,8 +130,8 @@ class Clients(ClientReplies):
                 packet, weights=nbytes + REQUEST_OVERHEAD_BYTES, minlength=packets
             )
             rep_bytes = np.bincount(packet, minlength=packets) * float(REPLY_BYTES)
-            there = self.net.delays(src, self.model.server.name, packets, req_bytes)
-            back = self.net.delays(self.model.server.name, src, packets, rep_bytes)
+            there = self.net.delays(src, dst, packets, req_bytes)
+            back = self.net.delays(dst, src, packets, rep_bytes)
             arrival, reply_delay = send + there[packet], back[packet]
         jitter = None
         if self.config.command_cost_distribution == "exponential":
@@ -164,14 +168,16 @@ class Clients(ClientReplies):
         rows["gave_up"] = np.zeros(n, dtype=bool)
         return rows
 
-    def submit(self, rows: Rows, src: str = "clients") -> None:
-        """Hand requests to the network: through, or held while the link is cut."""
+    def submit(self, rows: Rows, src: str = "clients", dst: str | None = None) -> None:
+        """Hand requests to the network: through, or held while the link is cut (held
+        requests go to the master when the link is back)."""
         if not rows["arrival"].size:
             return
-        if not self.net.reachable(src, self.model.server.name):
+        server = self.model.server if dst is None else self.model.servers[dst]
+        if not self.net.reachable(src, server.name):
             self.held_requests.append((src, rows))
             return
-        self.model.server.submit(rows)
+        server.submit(rows)
 
     # --- open loop ---------------------------------------------------------------------------------
     def start(self) -> None:
@@ -242,16 +248,40 @@ class Clients(ClientReplies):
             return
         send, first, order = self._pipelines(batch.intended_ms, batch.producer)
         take = (lambda a: a[order]) if order is not None else (lambda a: a)
-        rows = self.build(
-            take(op),
-            take(msg),
-            take(batch.keys),
-            take(batch.sizes),
-            send,
-            take(batch.producer),
-            first,
-        )
-        self.submit(rows)
+        columns = (take(op), take(msg), take(batch.keys), take(batch.sizes), send)
+        producer = take(batch.producer)
+        if self.config.client.read_from == "replicas":
+            self._emit_split(columns, producer, first)
+            return
+        self.submit(self.build(*columns, producer, first))
+
+    def _emit_split(
+        self, columns: tuple[np.ndarray, ...], producer: np.ndarray, first: np.ndarray
+    ) -> None:
+        """read_from = replicas: each GET to a replica picked at random, the rest to the
+        master; a pipelined packet is split between them (a packet per server)."""
+        op = columns[0]
+        replicas = self._read_replicas()
+        dest = np.full(op.size, -1)
+        gets = op == GET
+        if replicas and gets.any():
+            dest[gets] = self.read_rng.integers(0, len(replicas), int(gets.sum()))
+        packet = np.cumsum(first) - 1
+        for target in np.unique(dest).tolist():
+            sel = dest == target
+            op_, msg, keys, sizes, send = (c[sel] for c in columns)
+            pk = packet[sel]
+            starts = np.r_[True, pk[1:] != pk[:-1]]
+            dst = None if target < 0 else replicas[target]
+            rows = self.build(op_, msg, keys, sizes, send, producer[sel], starts, dst=dst)
+            self.submit(rows, dst=dst)
+
+    def _read_replicas(self) -> list[str]:
+        """Replicas the clients can read from now (reachable ones; none: the master)."""
+        replication = self.model.replication
+        if replication is None:
+            return []
+        return [name for name in replication.links if self.net.reachable("clients", name)]
 
     def _pipelines(
         self, intended: np.ndarray, producer: np.ndarray

@@ -58,7 +58,7 @@ class ShardClients(Clients):
         clients.gets = clients.hits = 0
         return clients
 
-    def submit(self, rows: Rows, src: str = "clients") -> None:
+    def submit(self, rows: Rows, src: str = "clients", dst: str | None = None) -> None:
         """While the cluster is down, requests meet CLUSTERDOWN instead of the event loop."""
         if rows["arrival"].size and self.router.cluster.cluster_down(self.model):
             reads = self.passes_when_down(rows)

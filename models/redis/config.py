@@ -168,6 +168,13 @@ class ClientConfig(_Section):
     wait_timeout_ms: float = Field(
         1000.0, ge=0, description="WAIT timeout, ms (0 = block until enough replicas acked)."
     )
+    read_from: Literal["master", "replicas"] = Field(
+        "master",
+        description="kv: where GETs go (a client library's read-from setting: Lettuce ReadFrom "
+        "UPSTREAM / REPLICA, redis-py Sentinel master_for / slave_for): master, or a replica "
+        "picked at random per read (read-only replicas, possibly stale; an unreachable replica's "
+        "read goes to the master). With replicas, every read's staleness is measured.",
+    )
 
 
 class SentinelConfig(_Section):
@@ -274,6 +281,11 @@ class RedisConfig(SystemConfig):
         le=86_400,
         description="min-replicas-max-lag: a good replica acked within this many s.",
     )
+    replica_serve_stale_data: bool = Field(
+        True,
+        description="replica-serve-stale-data: a replica whose link to the master is down (or "
+        "in a full resync) still answers reads with the data it has (yes), or -MASTERDOWN (no).",
+    )
     replica_priority: int = Field(
         100, ge=0, description="replica-priority: lower is preferred by Sentinel; 0 = never."
     )
@@ -369,6 +381,13 @@ class RedisConfig(SystemConfig):
             raise ValueError("sentinel.quorum cannot exceed sentinel.count")
         if self.client.wait_replicas > self.replicas and not self.cluster.enabled:
             raise ValueError("client.wait_replicas cannot exceed replicas")
+        reads_elsewhere = self.workload != "kv" or self.cluster.enabled or not self.replicas
+        if self.client.read_from == "replicas" and reads_elsewhere:
+            raise ValueError(
+                "client.read_from = 'replicas' needs workload = 'kv' and replicas >= 1 "
+                f"(got workload {self.workload!r}, replicas {self.replicas}, "
+                f"cluster.enabled {self.cluster.enabled}); allowed otherwise: 'master'"
+            )
         if self.cluster.enabled:
             self._check_cluster()
         return self

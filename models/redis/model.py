@@ -26,6 +26,7 @@ from models.redis.streams import StreamConsumers
 from models.redis.workers import Workers
 from simulator import history as hist
 from simulator.model import SystemModel
+from simulator.scenario import ScenarioError
 
 if TYPE_CHECKING:
     from models.redis.requests import Rows
@@ -44,6 +45,13 @@ class RedisModel(SystemModel):
     def build(self) -> None:
         ctx, config = self.ctx, self.config
         spec = self.spec.workload
+        if spec.mode == "closed" and config.client.read_from == "replicas":
+            raise ScenarioError(
+                [
+                    "redis.client.read_from: 'replicas' with a closed-loop workload (a pipeline "
+                    "split between servers) is not modelled; allowed: 'master'"
+                ]
+            )
         self.value_bytes = spec.value_bytes
         kind = config.workload
         consumers = spec.consumers if kind in ("list", "pubsub", "stream") else 0
@@ -136,6 +144,8 @@ class RedisModel(SystemModel):
             self.stream_consumers.flush(now)
         if self.pubsub is not None:
             self.pubsub.flush(min(now, self.server.free_ms if self.server.serving != DOWN else now))
+        if self.replication is not None and self.replication.reads is not None:
+            self.replication.reads.evaluate()
 
     def final_read(self) -> None:
         """Read the whole dataset: what is there is delivered; what a later write replaced is
@@ -144,6 +154,9 @@ class RedisModel(SystemModel):
         if self.pubsub is not None:
             self.pubsub.flush(self.env.now)
         if self.replication is not None:
+            if self.replication.reads is not None:
+                self.replication.reads.evaluate()
+                self.replication.reads.retire()
             self.replication.discard_stale()
             self.ctx.event(
                 "replication_stats", self.replication.master.name, **self.replication.summary()
@@ -188,6 +201,11 @@ class RedisModel(SystemModel):
         self.loop_stats = summary
         # the per-command state is not needed any more: free it before the checker runs
         store.journal = type(store.journal)(store.journal.end)
+
+    def summary(self) -> dict[str, float | int | str | None]:
+        """Reads with replicas: stale reads (count, share, versions, staleness percentiles)."""
+        reads = self.replication.reads if self.replication is not None else None
+        return dict(reads.summary()) if reads is not None else {}
 
     def check_invariants(self) -> None:
         """A replica's offset never passes its master's; a stream's PEL holds only delivered ids."""
@@ -290,6 +308,14 @@ class RedisModel(SystemModel):
     def on_server_down(self, now: float, server: RedisServer | None = None) -> None:
         """`server` (default: the master the clients use) died: its blocked clients are reset."""
         server = self.server if server is None else server
+        replication = self.replication
+        reads = replication.reads if replication is not None else None
+        if reads is not None and replication is not None and server is replication.master:
+            # the reads served so far are judged against this journal before it goes
+            for other in self.servers.values():
+                if other is not server:
+                    other.settle()
+            reads.evaluate()
         self.unblock(server)
         if self.pubsub is not None and server is self.server:
             self.pubsub.server_down(now)

@@ -29,6 +29,7 @@ import numpy as np
 
 from models.redis import dataset as ds
 from models.redis.commands import AOF_BYTES_PER_WRITE, IS_WRITE, KEY_NAME_BYTES
+from models.redis.replica_reads import ReplicaReads
 from models.redis.requests import take_rows
 from models.redis.store import ERR_NOREPLICAS, ERR_READONLY, ERR_WAIT_SHORT, NO_ANSWER, OK
 
@@ -87,6 +88,14 @@ class Replication:
         self.partial_resyncs = 0
         self.failovers = 0
         self._reset_timeline(master.store.journal.end)
+        self.reads: ReplicaReads | None = None
+        if (
+            config.workload == "kv"
+            and config.ops.read_ratio > 0
+            and not config.cluster.enabled
+            and hasattr(model, "servers")
+        ):
+            self.reads = ReplicaReads(self)
 
     def start(self) -> None:
         for link in self.links.values():
@@ -126,6 +135,13 @@ class Replication:
             times, positions = np.concatenate(self._times), np.concatenate(self._positions)
             keep = max(0, int(np.searchsorted(times, self.env.now - 5000.0)) - 1)
             self._times, self._positions = [times[keep:]], [positions[keep:]]
+
+    def sent_by_many(self, t_ms: np.ndarray) -> np.ndarray:
+        """`sent_by` of several moments at once."""
+        self.sent_by(0.0)  # joins the timeline chunks
+        times, positions = self._times[0], self._positions[0]
+        i = np.searchsorted(times, t_ms, side="right") - 1
+        return positions[np.maximum(i, 0)].astype(np.int64)
 
     def sent_by(self, t_ms: float) -> int:
         """The master's journal position that had left it by `t_ms`."""
@@ -247,6 +263,8 @@ class Replication:
                 for link in self.links.values()
                 if link.epoch == self.epoch
             ]
+            if self.reads is not None:
+                needed.append(self.reads.floor())
             return min(needed, default=_NO_LIMIT)
         return self.stale.get(server.name, _NO_LIMIT)
 
@@ -262,6 +280,8 @@ class Replication:
         """Send the replies; with WAIT, a write's reply leaves when WAIT returns (if the master
         is still alive then)."""
         clients = self.model.clients
+        if self.reads is not None:
+            status = self.reads.served(server, rows, end_row, status)
         if not self.wait_replicas:
             clients.on_replies(rows, reply_at, end_row, status, aux)
             return
@@ -365,6 +385,8 @@ class Replication:
         link = self.links.pop(replica.name)
         diverged_at = link.offset
         self.model.settle()
+        if self.reads is not None:
+            self.reads.retire()
         image = old.store.state_at(diverged_at)
         # a stream entry or list item the old master had beyond the offset may still be
         # processed by a consumer that read it there: its loss is decided when the old master
@@ -381,6 +403,8 @@ class Replication:
         self.epoch += 1
         self.failovers += 1
         self._reset_timeline(diverged_at)
+        if self.reads is not None:
+            self.reads.reset()
         now = self.env.now
         for other in self.links.values():
             # PSYNC2: a replica at or behind the promoted one's offset continues partially
@@ -448,6 +472,8 @@ class Replication:
         """A new replication id: every replica must resync in full (and takes what it finds)."""
         self.epoch += 1
         self._reset_timeline(position)
+        if self.reads is not None:
+            self.reads.reset()
 
     # --- observations -----------------------------------------------------------------------------
     def _catch_up(self) -> None:

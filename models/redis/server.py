@@ -399,6 +399,13 @@ class RedisServer(Node):
             self.spawn(self._main())
             replication.rejoin(self)
             return
+        if replication is not None and replication.reads is not None:
+            # reads the replicas served while the master was down saw its old journal
+            for other in self.model.servers.values():
+                if other is not self:
+                    other.settle()
+            replication.reads.evaluate()
+            replication.reads.retire()
         image, replay_ms, lost = self.persistence.recover()
         history = self.ctx.history
         for begin, end, cause in lost:

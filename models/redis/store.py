@@ -55,7 +55,8 @@ if TYPE_CHECKING:
     ERR_NOREPLICAS,
     ERR_READONLY,
     ERR_WAIT_SHORT,
-) = range(12)
+    ERR_MASTERDOWN,
+) = range(13)
 ERROR_NAMES = (
     "OK",
     "nil",
@@ -69,6 +70,7 @@ ERROR_NAMES = (
     "NOREPLICAS",
     "READONLY",
     "WAIT<n",  # WAIT returned fewer replicas than asked: the write's fate is unknown
+    "MASTERDOWN",  # a replica without its master and replica-serve-stale-data no
 )
 LIST_ITEM_BYTES = 24  # quicklist entry overhead per item
 

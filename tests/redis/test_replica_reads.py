@@ -1,0 +1,95 @@
+"""Reads from replicas (`client.read_from`), their measured staleness, replica-serve-stale-data.
+
+Setup: 4000 commands/s, half GETs (~2000 reads/s) and half SETs over 1000 keys (2 writes/s per
+key), two replicas, 3 s. The lag is a cut of the replication link of replica1 for 1 s (1.0-2.0
+s): replica1 keeps serving reads from the data it has (replica-serve-stale-data yes).
+
+Expected share of stale reads: a read is stale if its key was written (and acknowledged) since
+the cut began. Replica1 gets half of the reads, a third of them during the cut; t seconds into
+the cut a key has been written with probability 1 - exp(-2 t), on average over the cut
+1 - (1 - e^-2) / 2 = 0.57. So ~1/6 x 0.57 = 9.5% of ~6000 reads (~570 reads, Poisson: ±3 sigma
+= ±72, ±13%); the tolerance 7-12% covers that and the reads' random split between replicas.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from redis_support import run_redis, spec
+
+from simulator import ScenarioError, load_scenario
+
+CUT = [{"at_s": 1.0, "kind": "partition", "groups": [["primary"], ["replica1"]], "duration_s": 1.0}]
+
+
+def _reads(read_from: str, faults: list[dict[str, Any]], stale_data: bool = True) -> Any:
+    redis = {
+        "replicas": 2,
+        "replica_serve_stale_data": stale_data,
+        "ops": {"read_ratio": 0.5},
+        "client": {"read_from": read_from},
+    }
+    workload = {"rate_per_s": 4000.0, "keys": 1000}
+    result = run_redis(spec(redis=redis, faults=faults, duration_s=3.0, workload=workload))
+    return result.summary["model"]
+
+
+def test_reads_from_the_master_are_never_stale_even_with_a_lagging_replica() -> None:
+    reads = _reads("master", CUT)
+    assert reads["reads"] > 5000 and reads["replica_reads"] == 0
+    assert reads["stale_reads"] == 0
+
+
+def test_replica_reads_are_stale_while_a_replica_lags_and_fresh_when_it_keeps_up() -> None:
+    fresh, lagging = _reads("replicas", []), _reads("replicas", CUT)
+    assert fresh["replica_reads"] == fresh["reads"] > 5000
+    # in sync, a replica is ~one link delay behind: a read sent after a write's reply arrives
+    # after the write reached the replica (the race needs a reply plus a request faster than
+    # one replication delay), so staleness is rare
+    assert fresh["stale_read_share"] <= 0.005
+    assert 0.07 <= lagging["stale_read_share"] <= 0.12
+    # stale by up to the cut's length; a key written several times meanwhile is versions behind
+    assert 100.0 <= lagging["stale_read_staleness_ms_p50"] <= 700.0
+    assert lagging["stale_read_staleness_ms_p99"] <= 1050.0
+    assert lagging["stale_read_versions_max"] >= 3
+    assert lagging["stale_reads_from_master"] == 0
+
+
+def test_replica_serve_stale_data_no_answers_masterdown_instead_of_stale_data() -> None:
+    reads = _reads("replicas", CUT, stale_data=False)
+    # the reads that went to replica1 during the cut: ~1/6 of ~6000 (±3 sigma ~ ±95)
+    assert 800 <= reads["read_errors"] <= 1200
+    assert reads["stale_reads"] == 0
+
+
+def test_reads_from_the_master_are_stale_after_a_failover_lost_acknowledged_writes() -> None:
+    redis = {
+        "replicas": 2,
+        "sentinel": {"count": 3, "quorum": 2, "down_after_milliseconds": 1000},
+        "ops": {"read_ratio": 0.5},
+    }
+    faults = [
+        {"at_s": 0.5, "kind": "delay", "target": "replicas", "delay_ms": 100.0, "duration_s": 1.4},
+        {"at_s": 1.5, "kind": "power_loss", "target": "primary", "duration_s": 10.0},
+    ]
+    result = run_redis(
+        spec(redis=redis, faults=faults, duration_s=4.0, workload={"rate_per_s": 4000.0})
+    )
+    reads = result.summary["model"]
+    assert result.summary["messages"]["lost_by_cause"]["discarded_on_failover"] > 100
+    # the new master never had the last acknowledged value of some keys
+    assert reads["stale_reads_from_master"] == reads["stale_reads"] > 0
+    assert reads["stale_read_staleness_ms_p50"] > 1000.0  # lost ~2 s before the read
+
+
+def test_read_from_replicas_needs_the_kv_workload_and_replicas() -> None:
+    data = spec(redis={"workload": "stream", "replicas": 1, "client": {"read_from": "replicas"}})
+    with pytest.raises(ScenarioError) as err:
+        load_scenario(data)
+    text = str(err.value)
+    assert "read_from" in text and "'stream'" in text and "'master'" in text
+
+
+def test_same_seed_same_stale_reads() -> None:
+    assert _reads("replicas", CUT) == _reads("replicas", CUT)
