@@ -372,8 +372,9 @@ class RedisConfig(SystemConfig):
             # published after it resubscribed (not modelled); cache: not modelled
             allowed = ", ".join(repr(w) for w in REPLICATED_WORKLOADS)
             raise ValueError(
-                f"replicas / sentinel.count: workload {self.workload!r} is not modelled with "
-                f"replication; allowed: {allowed}"
+                f"workload: {self.workload!r} is not modelled with replication (replicas = "
+                f"{self.replicas}, sentinel.count = {self.sentinel.count}); allowed with "
+                f"replicas: {allowed}"
             )
         if self.sentinel.count and not self.replicas:
             raise ValueError("sentinel.count > 0 needs replicas > 0 (something to fail over to)")
