@@ -6,7 +6,9 @@ library's ReadFrom REPLICA does); with "master" to the master. A replica answers
 dataset: the master's journal up to the replica's offset when the GET runs. Its link to the
 master being down (a cut, a full resync in progress) does not stop it: with
 `replica-serve-stale-data yes` (the default) it answers with the data it has, however old; with
-`no` it answers `-MASTERDOWN`.
+`no` it answers `-MASTERDOWN`. A replica resumed from a pause runs the reads that waited through
+it first, beside the first chunk of the replication stream that waited too: they see the data
+of the pause's start; later reads see the backlog applied at the replica's command speed.
 
 Each read is judged against what the client world already knew when it was sent: it is
 **stale** if some write of the same key was acknowledged before the read was sent and is newer
@@ -28,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.redis import dataset as ds
-from models.redis.commands import GET
+from models.redis.commands import GET, SET
 from models.redis.replies import WORKER_BASE
 from models.redis.store import ERR_MASTERDOWN, OK
 from simulator import history as hist
@@ -50,14 +52,22 @@ class ReplicaReads:
         store = replication.master.store
         self.cursor = store.journal.end
         self.values = store.live.value.copy()
-        # reads executed, not evaluated yet: (server, keys, sent, executed)
-        self._pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray]] = []
+        # reads executed, not evaluated yet: (server, keys, sent, arrived, executed)
+        self._pending: list[tuple[str, np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
         # evaluated reads: key, send time, value returned (message id, -1: none), by a replica?
         self._keys: list[np.ndarray] = []
         self._sent: list[np.ndarray] = []
         self._value: list[np.ndarray] = []
         self._replica: list[np.ndarray] = []
         self.errors = 0
+        # a replica resumed from a pause: (when, its offset then); it works through the
+        # replication stream that waited in its socket at its command speed, while answering
+        # the reads that waited too (which therefore see the data of the pause)
+        self._resumed: dict[str, tuple[float, int]] = {}
+        costs = replication.model.costs
+        self.apply_ms = float(
+            costs.parse_ms + costs.exec_ms[SET] + replication.model.value_bytes * costs.byte_ms
+        )
         # execution order of every write the cursor passed (-1: never reached every replica)
         self.order = np.full(0, -1, dtype=np.int64)
         self._next_order = 0
@@ -79,7 +89,15 @@ class ReplicaReads:
                 status[gets] = ERR_MASTERDOWN
                 self.errors += int(gets.sum())
                 return status
-        self._pending.append((server.name, rows["key"][gets], rows["send"][gets], end_row[gets]))
+        self._pending.append(
+            (
+                server.name,
+                rows["key"][gets],
+                rows["send"][gets],
+                rows["arrival"][gets],
+                end_row[gets],
+            )
+        )
         return status
 
     def _in_sync(self, link: Any) -> bool:
@@ -110,9 +128,9 @@ class ReplicaReads:
         )
         positions = np.empty(keys.size, dtype=np.int64)
         start = 0
-        for name, part_keys, _sent, part_exec in self._pending:
+        for name, part_keys, _sent, part_arrival, part_exec in self._pending:
             end = start + part_keys.size
-            positions[start:end] = self._positions(name, part_exec)
+            positions[start:end] = self._positions(name, part_arrival, part_exec)
             start = end
         self._pending = []
         position_end = replication.position()
@@ -123,7 +141,7 @@ class ReplicaReads:
         self._replica.append(by_replica)
         self._advance_cursor()
 
-    def _positions(self, name: str, executed: np.ndarray) -> np.ndarray:
+    def _positions(self, name: str, arrived: np.ndarray, executed: np.ndarray) -> np.ndarray:
         """The master journal position each read saw on server `name`."""
         replication = self.replication
         if name == replication.master.name:
@@ -136,7 +154,22 @@ class ReplicaReads:
         # what the master had sent one (mean) link delay before the read ran
         net = replication.net.link(replication.master.name, name)
         seen = replication.sent_by_many(executed - (net.base_ms + net.extra_delay_ms))
-        return np.maximum(seen, link.offset)
+        seen = np.maximum(seen, link.offset)
+        resumed = self._resumed.get(name)
+        if resumed is not None:
+            at, offset = resumed
+            # reads that waited through the pause run in the first iterations, beside the
+            # first chunks of the stream; later ones see it applied at the command speed
+            applied = offset + np.floor((executed - at) / self.apply_ms).astype(np.int64)
+            applied = np.where(arrived <= at, offset, np.maximum(applied, offset))
+            seen = np.where(executed >= at, np.minimum(seen, applied), seen)
+        return seen
+
+    def resumed(self, server: RedisServer) -> None:
+        """A paused replica runs again, `link.offset` behind (its link did not advance)."""
+        link = self.replication.links.get(server.name)
+        if link is not None:
+            self._resumed[server.name] = (float(server.env.now), int(link.offset))
 
     def _values_at(self, keys: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """The value of key k at master journal position p, for each (k, p) (p >= cursor)."""
@@ -166,12 +199,20 @@ class ReplicaReads:
         return out
 
     def _advance_cursor(self) -> None:
-        """Move `values` to the lowest offset a read can still see."""
+        """Move `values` to the lowest offset a read still to be evaluated can see."""
         replication = self.replication
-        lowest = [
-            link.offset for link in replication.links.values() if link.epoch == replication.epoch
-        ]
-        target = min([replication.position(), *lowest])
+        lowest = [replication.position()]
+        for name, link in replication.links.items():
+            if link.epoch != replication.epoch:
+                continue
+            lowest.append(link.offset)
+            # reads the replica has not run yet run after its loop's last committed iteration
+            net = replication.net.link(replication.master.name, name)
+            lowest.append(replication.sent_by(link.server.free_ms - net.base_ms))
+            resumed = self._resumed.get(name)
+            if resumed is not None and link.server.queue.count_before(resumed[0], inclusive=True):
+                lowest.append(resumed[1])  # reads that waited through its pause
+        target = min(lowest)
         if target <= self.cursor:
             return
         entries = replication.master.store.journal.entries(self.cursor, target)

@@ -447,6 +447,9 @@ class RedisServer(Node):
         if not self.is_paused:
             return
         super().resume()
+        replication = self.model.replication
+        if replication is not None and replication.reads is not None:
+            replication.reads.resumed(self)
         if not self.frozen:
             return
         self.frozen = False

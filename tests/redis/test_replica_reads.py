@@ -2,7 +2,10 @@
 
 Setup: 4000 commands/s, half GETs (~2000 reads/s) and half SETs over 1000 keys (2 writes/s per
 key), two replicas, 3 s. The lag is a cut of the replication link of replica1 for 1 s (1.0-2.0
-s): replica1 keeps serving reads from the data it has (replica-serve-stale-data yes).
+s): replica1 keeps serving reads from the data it has (replica-serve-stale-data yes); or
+replica1 paused (SIGSTOP) for that second: the reads sent to it wait, then run first when it
+resumes, beside the first chunk of the replication stream that waited too, on the data of the
+pause's start.
 
 Expected share of stale reads: a read is stale if its key was written (and acknowledged) since
 the cut began. Replica1 gets half of the reads, a third of them during the cut; t seconds into
@@ -21,6 +24,7 @@ from redis_support import run_redis, spec
 from simulator import ScenarioError, load_scenario
 
 CUT = [{"at_s": 1.0, "kind": "partition", "groups": [["primary"], ["replica1"]], "duration_s": 1.0}]
+PAUSE = [{"at_s": 1.0, "kind": "pause", "target": "replica1", "duration_s": 1.0}]
 
 
 def _reads(read_from: str, faults: list[dict[str, Any]], stale_data: bool = True) -> Any:
@@ -36,13 +40,17 @@ def _reads(read_from: str, faults: list[dict[str, Any]], stale_data: bool = True
 
 
 def test_reads_from_the_master_are_never_stale_even_with_a_lagging_replica() -> None:
-    reads = _reads("master", CUT)
-    assert reads["reads"] > 5000 and reads["replica_reads"] == 0
-    assert reads["stale_reads"] == 0
+    for lag in (CUT, PAUSE):
+        reads = _reads("master", lag)
+        assert reads["reads"] > 5000 and reads["replica_reads"] == 0
+        assert reads["stale_reads"] == 0
 
 
-def test_replica_reads_are_stale_while_a_replica_lags_and_fresh_when_it_keeps_up() -> None:
-    fresh, lagging = _reads("replicas", []), _reads("replicas", CUT)
+@pytest.mark.parametrize("lag", [CUT, PAUSE], ids=["replication_link_cut", "replica_paused"])
+def test_replica_reads_are_stale_while_a_replica_lags_and_fresh_when_it_keeps_up(
+    lag: list[dict[str, Any]],
+) -> None:
+    fresh, lagging = _reads("replicas", []), _reads("replicas", lag)
     assert fresh["replica_reads"] == fresh["reads"] > 5000
     # in sync, a replica is ~one link delay behind: a read sent after a write's reply arrives
     # after the write reached the replica (the race needs a reply plus a request faster than
