@@ -264,6 +264,10 @@ class RedisServer(Node):
         self.model.clients.on_replies(rows, reply_at, end_row, status, aux)
 
     def _aof_bytes(self, rows: Rows, status: np.ndarray) -> float:
+        if status.size == 1:  # (one command: no arrays to build)
+            if IS_WRITE[rows["op"][0]] and status[0] == OK:
+                return float(int(rows["nbytes"][0]) + AOF_BYTES_PER_WRITE + KEY_NAME_BYTES)
+            return 0.0
         writes = IS_WRITE[rows["op"]] & (status == OK)
         if writes.all():  # a run of successful writes: no selection to copy
             nbytes = rows["nbytes"]
