@@ -152,10 +152,9 @@ class Clients(ClientReplies):
             given["attempt"] = attempt.astype(np.int8)
         if jitter is not None:
             given["jitter"] = jitter
-        order = np.argsort(arrival, kind="stable")
-        if n and not np.all(order[1:] > order[:-1]):
+        if n > 1 and bool((arrival[1:] < arrival[:-1]).any()):
             # sort what was drawn in send order; the columns computed below are per row
-            given = take_rows(given, order)
+            given = take_rows(given, np.argsort(arrival, kind="stable"))
         rows: Rows = given
         if single:
             rows["first"], rows["last"] = first, last

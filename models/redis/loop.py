@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
+from itertools import accumulate
 
 import numpy as np
 
 from models.redis.commands import IS_WRITE
 from models.redis.requests import Rows
+
+# Below this many rows plain Python lists beat numpy calls (closed-loop clients and consumers
+# commit one command at a time).
+_SMALL_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -329,7 +334,11 @@ def _exact(
     if begin >= n:
         return _EMPTY
 
+    small = n - begin <= _SMALL_ROWS
+
     def cum(values: np.ndarray) -> list[float]:
+        if small:  # a sequential running sum, as np.cumsum's, without its call overhead
+            return list(accumulate(values.tolist(), initial=0.0))
         out = np.empty(values.size + 1, dtype=np.float64)
         out[0] = 0.0
         np.cumsum(values, out=out[1:])

@@ -21,6 +21,8 @@ from models.redis.requests import Rows, take_rows
 from models.redis.store import ERR_LOADING, ERR_REFUSED, ERR_RESET, ERR_WAIT_SHORT, MISS, OK
 from simulator import history as hist
 
+_SMALL_ROWS = 8  # below this many rows, Python floats beat numpy calls
+
 if TYPE_CHECKING:
     import simpy
 
@@ -105,6 +107,9 @@ class ClientReplies:
         own = (conn >= 0) & (conn < WORKER_BASE)
         if not own.all():
             workers = (conn >= WORKER_BASE) & (conn < ADMIN_CONN)
+            if workers.all():  # (a consumer's reply alone: nothing to select)
+                self.model.on_worker_replies(rows, reply_at, end_row, status, aux)
+                return
             if workers.any():
                 self.model.on_worker_replies(
                     take_rows(rows, workers),
@@ -260,6 +265,8 @@ class ClientReplies:
         """Earliest arrival of a request that the replies of the first `m` rows can cause."""
         if not self.feedback:
             return np.inf
+        if m <= _SMALL_ROWS and self.kind != "cache":
+            return self._feedback_bound_small(rows, m, end_row)
         reply_at = end_row + rows["reply_delay"][:m]
         conn = rows["conn"][:m]
         op = rows["op"][:m]
@@ -286,6 +293,36 @@ class ClientReplies:
             listy = (op == LPUSH) | (op == XADD) | (conn >= WORKER_BASE)
             if listy.any():
                 bound = min(bound, float(end_row[listy].min()) + self.model.consumer_cycle_ms)
+        return bound
+
+    def _feedback_bound_small(self, rows: Rows, m: int, end_row: np.ndarray) -> float:
+        """`feedback_bound` of a few rows with Python floats (closed loops commit a few at a
+        time, where numpy calls would cost more than the arithmetic)."""
+        ends = end_row.tolist()
+        delays = rows["reply_delay"][:m].tolist()
+        conns = rows["conn"][:m].tolist()
+        gave_up = rows["gave_up"][:m].tolist()
+        deadlines = rows["deadline"][:m].tolist()
+        ops = rows["op"][:m].tolist()
+        listy_kind = self.kind in ("list", "stream")
+        not_serving = self.retries and self.model.server.serving != "serving"
+        cycle = self.model.consumer_cycle_ms if listy_kind else np.inf
+        bound = np.inf
+        for i in range(m):
+            end = ends[i]
+            conn = conns[i]
+            if 0 <= conn < WORKER_BASE and not gave_up[i]:
+                reply_at = end + delays[i]
+                deadline = deadlines[i]
+                if self.closed:
+                    bound = min(bound, min(reply_at, deadline) + self.think_ms)
+                if self.retries:
+                    if reply_at > deadline:
+                        bound = min(bound, deadline + self.backoff_ms)
+                    if not_serving:
+                        bound = min(bound, reply_at + self.backoff_ms)
+            if listy_kind and (ops[i] == LPUSH or ops[i] == XADD or conn >= WORKER_BASE):
+                bound = min(bound, end + cycle)
         return bound
 
     def _may_miss(self, rows: Rows, m: int, gets: np.ndarray, end_row: np.ndarray) -> np.ndarray:

@@ -113,6 +113,15 @@ class RequestQueue:
         stable sort of (overlap, new rows) by arrival would place them.
         """
         n = int(rows["arrival"].size)
+        if n == 1:  # one request (a consumer's or closed-loop client's next command)
+            self._reserve(1)
+            split = self.head + int(np.searchsorted(self.arrival, rows["arrival"][0], side="right"))
+            tail = self.tail
+            for name, values in self._data.items():
+                values[split + 1 : tail + 1] = values[split:tail]  # (numpy copes with overlap)
+                values[split] = rows[name][0]
+            self.tail = tail + 1
+            return
         if n > 1 and bool((rows["arrival"][1:] < rows["arrival"][:-1]).any()):
             rows = take_rows(rows, np.argsort(rows["arrival"], kind="stable"))
         self._reserve(n)

@@ -35,6 +35,34 @@ class LoopStats:
     busy_ms: float = 0.0
     max_batch: int = 0
 
+    def _record_one(
+        self, ctx: RunContext, rows: Rows, plan: loop.Plan, end_row: np.ndarray, config: RedisConfig
+    ) -> None:
+        """`record` for one command in one iteration (closed-loop clients and consumers commit
+        one command at a time): the same sums with Python floats instead of array calls."""
+        self.iterations += 1
+        self.busy_ms += float(plan.end_ms[0]) - float(plan.poll[0])
+        self.max_batch = max(self.max_batch, 1)
+        read = float(rows["rcost"][0])
+        start = float(plan.poll[0]) + read  # exec_starts of a lone row: poll + its read
+        cost = float(rows["cost"][0])
+        if int(rows["conn"][0]) != STALL_CONN:
+            arrival = float(rows["arrival"][0])
+            wait = start - arrival
+            self.commands += 1
+            self.wait_sum_ms += wait
+            self.wait_sq_sum += wait * wait
+            self.reply_sum_ms += float(end_row[0]) - arrival
+            if cost > config.slowlog_log_slower_than / 1000.0:
+                record_event(
+                    ctx,
+                    start,
+                    "slowlog",
+                    "redis",
+                    duration_us=cost * 1000.0,
+                    command=OP_NAMES[int(rows["op"][0])],
+                )
+
     def summary(self, elapsed_ms: float) -> dict[str, float]:
         n = max(self.commands, 1)
         return {
@@ -58,6 +86,9 @@ class LoopStats:
         config: RedisConfig,
     ) -> None:
         """Add the commands of committed iterations; slow ones go to the slowlog."""
+        if rows["arrival"].size == 1:
+            self._record_one(ctx, rows, plan, end_row, config)
+            return
         starts = loop.exec_starts(rows, plan, costs)
         arrival = rows["arrival"]
         stalls = rows["conn"] == STALL_CONN
