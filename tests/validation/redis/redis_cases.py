@@ -9,7 +9,6 @@ surviving server serves afterwards.
 from __future__ import annotations
 
 import statistics
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -120,7 +119,13 @@ class BlockingOutcome:
 
 
 def head_of_line_blocking(server: RedisServer, sleep_s: float = 0.5) -> BlockingOutcome:
-    """GET latency on one connection while another runs `DEBUG SLEEP sleep_s`."""
+    """GET latency on one connection while another runs `DEBUG SLEEP sleep_s`.
+
+    Both are sent from this thread, in order: the DEBUG SLEEP is written to its socket
+    (send_command returns once it is), 50 ms later the GET, and only then is either reply read.
+    (A thread sending the DEBUG SLEEP could be descheduled between noting the time and sending,
+    on a loaded machine: the GET would then reach the server first and not be blocked at all.)
+    """
     with server.client() as probe, server.client() as blocker:
         probe.set("probe", VALUE)
         samples = []
@@ -128,29 +133,24 @@ def head_of_line_blocking(server: RedisServer, sleep_s: float = 0.5) -> Blocking
             started = time.perf_counter()
             probe.get("probe")
             samples.append(time.perf_counter() - started)
-        sent_at: list[float] = []
-        slow: list[float] = []
-
-        def run_slow_command() -> None:
-            sent_at.append(time.perf_counter())
-            blocker.execute_command("DEBUG", "SLEEP", str(sleep_s))
-            slow.append(time.perf_counter() - sent_at[0])
-
-        thread = threading.Thread(target=run_slow_command, daemon=True)
-        thread.start()
-        while not sent_at:
-            time.sleep(0.001)
-        time.sleep(0.05)  # the DEBUG SLEEP is in the server's socket before the GET
-        get_sent = time.perf_counter()
-        probe.get("probe")
-        blocked = time.perf_counter() - get_sent
-        thread.join(timeout=10 + sleep_s)
+        connection = blocker.connection_pool.get_connection()
+        try:
+            sent_at = time.perf_counter()  # before the send: the sleep cannot start earlier
+            connection.send_command("DEBUG", "SLEEP", str(sleep_s))
+            time.sleep(0.05)  # the DEBUG SLEEP is in the server's socket before the GET
+            get_sent = time.perf_counter()
+            probe.get("probe")
+            blocked = time.perf_counter() - get_sent
+            connection.read_response()
+            slow = time.perf_counter() - sent_at
+        finally:
+            blocker.connection_pool.release(connection)
     return BlockingOutcome(
         baseline_get_s=statistics.median(samples),
         blocked_get_s=blocked,
         sleep_s=sleep_s,
-        sent_after_s=get_sent - sent_at[0],
-        slow_command_s=slow[0] if slow else float("nan"),
+        sent_after_s=get_sent - sent_at,
+        slow_command_s=slow,
     )
 
 
