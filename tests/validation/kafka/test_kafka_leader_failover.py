@@ -91,7 +91,11 @@ def run_leader_crash_with_frozen_followers(
             "unclean.leader.election.enable": "false",
         },
     )
-    before = kafka.partition(topic)
+    # polled, not read once: a broker that has not applied the new topic yet answers with
+    # UNKNOWN_TOPIC_OR_PART (any broker may answer a metadata request)
+    before = kafka.wait_for_partition(
+        topic, lambda s: s.leader >= 0 and len(s.isr) == 3, what="has a leader and a full ISR"
+    )
     leader = before.leader
     followers = [r for r in before.replicas if r != leader]
     producer = RecordingProducer(kafka.bootstrap, topic, producer_settings(acks))
@@ -133,7 +137,11 @@ def run_leader_crash_with_frozen_followers(
     producer.flush(35.0)
 
     kafka.heal()  # the old leader comes back as a follower and truncates its divergent suffix
-    kafka.wait_for_partition(topic, lambda s: len(s.isr) == 3, what="full ISR after restart")
+    kafka.wait_for_partition(
+        topic,
+        lambda s: len(s.isr) == 3 and s.leader not in (leader, -1),  # not a pre-crash image
+        what="full ISR after restart",
+    )
     stored = {message_id for _offset, message_id in read_partition(kafka.bootstrap, topic)}
     log = producer.log
     window = {i for i, t in log.sent_s.items() if frozen_at <= t < crashed_at}
@@ -171,7 +179,19 @@ def test_acks_1_loses_acknowledged_records_when_the_leader_dies_before_followers
     report_outcome(outcome.describe())
     # a clean election: a follower that was in the ISR became leader
     assert outcome.new_leader in outcome.followers, outcome.describe()
-    check_acks_1_loss(len(outcome.lost), len(outcome.lost - outcome.window), len(outcome.window))
+    lost, window = outcome.lost, outcome.window
+    assert lost, "acks=1 lost nothing"
+    assert lost <= window, f"{len(lost - window)} lost records outside the window"
+    # The old leader acknowledged alone while the followers were frozen, and all of it is lost:
+    # every record of the window acknowledged before the crash, except the first few that a
+    # follower fetch already in flight when SIGSTOP landed can carry (as in the acks=all case).
+    # How many it acknowledged before the crash is the loaded machine's pace: measured and
+    # reported above, not assumed (the twin's fixed-pace simulation asserts most of the window).
+    survived = outcome.acked_before_crash_in_window - lost
+    assert len(survived) <= 10 and sorted(survived) == sorted(window)[: len(survived)], (
+        sorted(survived),
+        outcome.describe(),
+    )
 
 
 @pytest.mark.real_kafka

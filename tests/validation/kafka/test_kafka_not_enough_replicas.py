@@ -54,7 +54,10 @@ def test_two_brokers_down_acks_all_fails_with_not_enough_replicas_and_loses_noth
     kafka: KafkaCluster, topic: str, report_outcome: Callable[[str], None]
 ) -> None:
     kafka.create_topic(topic, config={"min.insync.replicas": "2"})
-    state = kafka.partition(topic)
+    # polled: a broker that has not applied the new topic yet answers UNKNOWN_TOPIC_OR_PART
+    state = kafka.wait_for_partition(
+        topic, lambda s: s.leader >= 0 and len(s.isr) == 3, what="has a leader and a full ISR"
+    )
     leader = state.leader
     followers = [r for r in state.replicas if r != leader]
     strict = RecordingProducer(kafka.bootstrap, topic, ACKS_ALL)
