@@ -131,11 +131,44 @@ MARKER_REQUIREMENTS = {
 }
 
 
+# Ports for servers the tests start come from below Linux's default ephemeral range
+# (ip_local_port_range 32768-60999), one slice per xdist worker, handed out in turn: nothing
+# else on the machine is given them by bind(0) or by an outgoing connect() between our check
+# and the server's own bind, the two workers never pick the same one, and ports handed out
+# before their servers bind (a Kafka cluster's four nodes) differ.
+_PORT_BASE, _PORT_SLICE = 20_000, 3_000
+_next_port: list[int] = []
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0, read, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that is free now and that nothing else will be handed."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    index = int(worker) if worker.isdigit() else 0
+    low = _PORT_BASE + index * _PORT_SLICE
+    high = low + _PORT_SLICE
+    if high > _ephemeral_low():  # an unusual port range (or many workers): ask the kernel
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    if not _next_port:
+        _next_port.append(low + os.getpid() % _PORT_SLICE)  # runs in a row start apart
+    for _ in range(_PORT_SLICE):
+        port = _next_port[0]
+        _next_port[0] = low + (port + 1 - low) % _PORT_SLICE
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken (a server of an earlier test, or TIME_WAIT): the next one
+            return port
+    raise RuntimeError(f"no free port in {low}-{high - 1}")
 
 
 class ManagedProcess:
