@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.redis.cluster_slots import describe_slots
+
 if TYPE_CHECKING:
     from models.redis.cluster_model import ClusterModel
     from models.redis.cluster_shard import Shard
@@ -242,13 +244,19 @@ class ClusterBus:
             name,
             partition=shard.name,
             leader=name,
-            slots=f"{shard.first_slot}-{shard.last_slot}",
+            slots=describe_slots(self.cluster.slot_map.slots_of(shard.index)),
         )
 
     # --- cluster state -----------------------------------------------------------------------
     def uncovered(self) -> list[Shard]:
-        """Shards whose slots are served by a FAIL master (not yet replaced)."""
-        return [s for s in self.cluster.shards if s.master.name in self.failed]
+        """Shards whose slots are served by a FAIL master (not yet replaced); a master that
+        owns no slot (added, not yet resharded) uncovers nothing."""
+        owner = self.cluster.slot_map.owner
+        return [
+            s
+            for s in self.cluster.shards
+            if s.master.name in self.failed and bool((owner == s.index).any())
+        ]
 
     def _update_state(self) -> None:
         now = self.env.now

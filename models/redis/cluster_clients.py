@@ -5,7 +5,11 @@ slot map (`CLUSTER SLOTS` / `CLUSTER SHARDS`) and sends each command to the mast
 one connection (and pipeline) per node. When a node answers `-MOVED <slot> <addr>` (a replica,
 or a deposed master that learned the new configuration), or refuses the connection, the
 client refreshes its map and sends the command to the new master: one extra round trip, no
-error for the application. While the cluster is down (`cluster-require-full-coverage yes` and a
+error for the application. During a live resharding (`cluster_resharding`) a node answers
+`-ASK` for a key of a migrating slot it no longer has: the client sends `ASKING` + the command
+to the importing node, once, and keeps its map; a `-MOVED` after the slot changed owner makes
+it fetch the whole map again (CLUSTER SHARDS, as the specification recommends), so one -MOVED
+per stale map, not one per slot. While the cluster is down (`cluster-require-full-coverage yes` and a
 slot not covered) every node answers `-CLUSTERDOWN`, an error the libraries pass on.
 
 The router owns the workload (one `clients` host); each shard has its own connections
@@ -34,7 +38,10 @@ if TYPE_CHECKING:
     from simulator.workload import Batch
 
 ERR_CLUSTERDOWN = 40  # -CLUSTERDOWN The cluster is down (an error reply: the write failed)
+ERR_MOVED = 41  # -MOVED <slot> <addr>: another master owns the slot (the client redirects)
+ERR_ASK = 42  # -ASK <slot> <addr>: the slot migrates and the key is not here (redirect once)
 CLUSTERDOWN_REPLY_MS = 0.002  # model: the error is written at once (its loop time is not charged)
+REDIRECT_REPLY_MS = 0.002  # model: -ASK / -MOVED are written at once, like CLUSTERDOWN
 
 
 class ShardClients(Clients):
@@ -59,7 +66,17 @@ class ShardClients(Clients):
         return clients
 
     def submit(self, rows: Rows, src: str = "clients", dst: str | None = None) -> None:
-        """While the cluster is down, requests meet CLUSTERDOWN instead of the event loop."""
+        """While the cluster is down, requests meet CLUSTERDOWN instead of the event loop; while
+        slots move, requests for keys this master does not serve meet -ASK or -MOVED."""
+        resharding = self.router.cluster.resharding
+        if rows["arrival"].size and resharding is not None and resharding.redirecting():
+            ask, moved = resharding.redirects(self.model, rows)
+            if ask.any():
+                self.redirect(take_rows(rows, ask), moved=False)
+            if moved.any():
+                self.redirect(take_rows(rows, moved), moved=True)
+            if ask.any() or moved.any():
+                rows = take_rows(rows, ~(ask | moved))
         if rows["arrival"].size and self.router.cluster.cluster_down(self.model):
             reads = self.passes_when_down(rows)
             if reads.any():
@@ -119,6 +136,30 @@ class ShardClients(Clients):
             super().on_replies(
                 take_rows(rows, keep), reply_at[keep], end_row[keep], status[keep], aux[keep]
             )
+
+    def redirect(self, rows: Rows, moved: bool) -> None:
+        """-ASK or -MOVED for these requests, written as they arrive; the client sends each
+        again at the reply: ASKING + the command to the importing master, or, after refreshing
+        its slot map, the command to the slot's new owner."""
+        now = self.env.now
+        n = int(rows["arrival"].size)
+        reply_at = np.maximum(rows["arrival"], now) + REDIRECT_REPLY_MS + rows["reply_delay"]
+        follow = ~rows["gave_up"] & (reply_at <= rows["deadline"])
+        router = self.router
+        if not follow.all():
+            late = ~follow
+            status = np.full(int(late.sum()), ERR_MOVED if moved else ERR_ASK, dtype=np.int8)
+            Clients.on_replies(
+                self, take_rows(rows, late), reply_at[late], reply_at[late], status, status * 0 - 1
+            )
+            rows, reply_at = take_rows(rows, follow), reply_at[follow]
+            n = int(reply_at.size)
+        if not n:
+            return
+        if moved:
+            router.moved(rows, reply_at)
+        else:
+            router.asked(self.model, rows, reply_at)
 
     def _slots_rtt(self) -> float:
         master = self.model.master.name
@@ -186,7 +227,10 @@ class ClusterClients:
             shard.clients = clients
         self.producing = False
         self.allow_reads = cluster.config.cluster.allow_reads_when_down
-        self.redirects = 0
+        self.redirects = 0  # -MOVED (or a refused connection) followed, failover or resharding
+        self.ask_redirects = 0
+        self.map_refreshes = 0  # slot map fetched after a -MOVED of a resharding
+        self.last_moved_ms = -np.inf
         self.clusterdown_replies = 0
         self.commands_per_shard = np.zeros(len(shards), dtype=np.int64)
         connections = max(self.base.spec.clients, 1)
@@ -287,6 +331,52 @@ class ClusterClients:
             )
             clients.submit(rows)
 
+    # --- redirects of a live resharding ------------------------------------------------------------
+    def asked(self, source: Shard, rows: Rows, reply_at: np.ndarray) -> None:
+        """-ASK: ASKING + the command to the slot's importing master, once; the map stays."""
+        self.ask_redirects += int(reply_at.size)
+        slot_map = self.cluster.slot_map
+        importing = slot_map.migrating_to[slot_map.slots(rows["key"])]
+        # a slot whose migration finished meanwhile: the target owns it now
+        importing = np.where(importing >= 0, importing, slot_map.owner[slot_map.slots(rows["key"])])
+        for index in np.unique(importing).tolist():
+            sel = importing == index
+            target = self.per_shard[index]
+            again = self._rebuild(target, take_rows(rows, sel), reply_at[sel])
+            # ASKING lets the target serve a slot it does not own yet: no -MOVED check there
+            Clients.submit(target, again)
+
+    def moved(self, rows: Rows, reply_at: np.ndarray) -> None:
+        """-MOVED: fetch the slot map again (once for all that meet it now), send again."""
+        slot_map = self.cluster.slot_map
+        self.redirects += int(reply_at.size)
+        self.last_moved_ms = max(self.last_moved_ms, float(reply_at.max()))
+        if (slot_map.client_owner != slot_map.owner).any():
+            slot_map.refresh_clients()
+            self.map_refreshes += 1
+        owner = slot_map.shards(rows["key"])
+        for index in np.unique(owner).tolist():
+            sel = owner == index
+            clients = self.per_shard[index]
+            clients.submit(self._rebuild(clients, take_rows(rows, sel), reply_at[sel]))
+
+    @staticmethod
+    def _rebuild(clients: ShardClients, rows: Rows, send: np.ndarray) -> Rows:
+        order = np.argsort(send, kind="stable")
+        rows, send = take_rows(rows, order), send[order]
+        conn = rows["conn"]
+        first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
+        return clients.build(
+            rows["op"],
+            rows["msg"],
+            rows["key"],
+            rows["nbytes"],
+            send,
+            conn,
+            first,
+            rows["attempt"],
+        )
+
     def network_changed(self) -> None:
         for clients in self.per_shard:
             clients.network_changed()
@@ -295,4 +385,4 @@ class ClusterClients:
         return sum(c.held() for c in self.per_shard)
 
 
-__all__ = ["ERR_CLUSTERDOWN", "ClusterClients", "ShardClients"]
+__all__ = ["ERR_ASK", "ERR_CLUSTERDOWN", "ERR_MOVED", "ClusterClients", "ShardClients"]

@@ -4,11 +4,49 @@
 settings; the number of masters and of replicas per master are what `redis-cli --cluster create
 --cluster-replicas <n>` sets up. Node names: `redis<i>` is the first master of shard i and
 `redis<i>-replica<j>` its replicas (roles move on failover; the names stay).
+
+`[redis.cluster.reshard]` is one `redis-cli --cluster reshard` run (`--cluster-from`,
+`--cluster-to`, `--cluster-slots`, `--cluster-pipeline`), started at `at_s`; see
+`models.redis.cluster_resharding`.
 """
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from models.redis.cluster_slots import HASH_SLOTS, initial_ranges
+
+
+class ReshardConfig(BaseModel):
+    """`redis-cli --cluster reshard`: move slots from one master to another, one at a time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    slots: int = Field(
+        0,
+        ge=0,
+        le=HASH_SLOTS,
+        description="--cluster-slots: how many hash slots to move (0 = no resharding). "
+        "redis-cli takes the source's lowest-numbered slots first.",
+    )
+    from_shard: int = Field(
+        0, ge=0, le=63, description="--cluster-from: the shard whose master gives the slots."
+    )
+    to_shard: int = Field(
+        1, ge=0, le=63, description="--cluster-to: the shard whose master receives them."
+    )
+    at_s: float = Field(
+        1.0,
+        ge=0,
+        le=86_400,
+        description="Model parameter: when redis-cli starts, seconds into the measured phase.",
+    )
+    pipeline: int = Field(
+        10,
+        ge=1,
+        le=100_000,
+        description="--cluster-pipeline: keys per CLUSTER GETKEYSINSLOT and MIGRATE call.",
+    )
 
 
 class ClusterConfig(BaseModel):
@@ -62,6 +100,56 @@ class ClusterConfig(BaseModel):
         "{tag<n mod k>}:key:<n>, so the keys of one hash tag share a slot (what multi-key "
         "commands and transactions need) and a few tags concentrate the load on few masters.",
     )
+
+    empty_masters: int = Field(
+        0,
+        ge=0,
+        le=63,
+        description="Model parameter: the last N masters joined with `redis-cli --cluster "
+        "add-node` and own no slots (the slots are split over the others) until a reshard "
+        "moves some to them.",
+    )
+    reshard: ReshardConfig = Field(
+        default_factory=ReshardConfig,
+        description="One `redis-cli --cluster reshard` run during the measured phase (live "
+        "resharding: MIGRATING/IMPORTING slots, MIGRATE, -ASK and -MOVED redirects).",
+    )
+
+    @model_validator(mode="after")
+    def _check_layout(self) -> ClusterConfig:
+        shards = self.shards
+        if self.empty_masters >= shards:
+            raise ValueError(
+                f"redis.cluster.empty_masters: {self.empty_masters} leaves no master with "
+                f"slots; allowed: 0..{shards - 1} (shards = {shards})"
+            )
+        reshard = self.reshard
+        if reshard.slots == 0:
+            return self
+        for name in ("from_shard", "to_shard"):
+            value = getattr(reshard, name)
+            if value >= shards:
+                raise ValueError(
+                    f"redis.cluster.reshard.{name}: {value} is not a shard; allowed: "
+                    f"0..{shards - 1} (shards = {shards})"
+                )
+        if reshard.from_shard == reshard.to_shard:
+            raise ValueError(
+                f"redis.cluster.reshard.to_shard: {reshard.to_shard} is also from_shard; "
+                "allowed: another shard"
+            )
+        owned = self.slots_of(reshard.from_shard)
+        if reshard.slots > owned:
+            raise ValueError(
+                f"redis.cluster.reshard.slots: {reshard.slots} is more than shard "
+                f"{reshard.from_shard} owns; allowed: 0..{owned}"
+            )
+        return self
+
+    def slots_of(self, shard: int) -> int:
+        """How many slots shard `shard` owns at the start."""
+        first, last = initial_ranges(self.shards, self.empty_masters)[shard]
+        return last - first + 1
 
     def master_names(self) -> list[str]:
         return [f"redis{i}" for i in range(self.shards)]

@@ -3,7 +3,8 @@
 Built instead of the single server when `redis.cluster.enabled` (see `models.redis.model`).
 Each shard is a master with its replicas, each node the Model I event loop with its own
 persistence and asynchronous replication; the clients route each key by its hash slot; the
-cluster bus detects failures and promotes replicas. Acknowledged and delivered mean what they
+cluster bus detects failures and promotes replicas; a `redis-cli --cluster reshard` run
+(`cluster_resharding`) moves slots between masters while they serve. Acknowledged and delivered mean what they
 mean for one server: the reply reached the client; the value is present in the final read of
 the master that serves its slot. Writes a promoted replica never received are lost with cause
 `discarded_on_failover` when its old master learns the new configuration, as with Sentinel.
@@ -19,6 +20,7 @@ import numpy as np
 from models.redis import invariants as redis_invariants
 from models.redis.cluster_bus import ClusterBus
 from models.redis.cluster_clients import ClusterClients
+from models.redis.cluster_resharding import Resharding
 from models.redis.cluster_shard import Shard
 from models.redis.cluster_slots import SlotMap
 from models.redis.commands import CostModel
@@ -52,7 +54,17 @@ class ClusterModel(SystemModel):
         cluster = config.cluster
         self.value_bytes = spec.value_bytes
         self.costs = CostModel(config, subscribers=0)
-        self.slot_map = SlotMap(cluster.shards, spec.keys, cluster.key_hash_tags)
+        self.slot_map = SlotMap(
+            cluster.shards, spec.keys, cluster.key_hash_tags, cluster.empty_masters
+        )
+        reshard = cluster.reshard
+        if reshard.slots and reshard.at_s >= self.spec.scenario.duration_s:
+            raise ScenarioError(
+                [
+                    f"redis.cluster.reshard.at_s: {reshard.at_s} is not before the end of the "
+                    f"run; allowed: 0 <= at_s < scenario.duration_s ({self.spec.scenario.duration_s})"
+                ]
+            )
         shard_config = config.model_copy(
             update={
                 "replicas": cluster.replicas_per_shard,
@@ -63,8 +75,15 @@ class ClusterModel(SystemModel):
         self.servers: dict[str, RedisServer] = {}
         for shard in self.shards:
             self.servers.update(shard.servers)
+        self.resharding: Resharding | None = None
+        if reshard.slots:
+            self.resharding = Resharding(self, reshard)
         self.clients = ClusterClients(self)
         self.bus = ClusterBus(self)
+        # commands and loop time of each master, at the marks: workload start, reshard start,
+        # reshard end, workload stop (per-shard load before and after the resharding)
+        self._load_marks: dict[str, np.ndarray] = {}
+        self.orphaned_keys = 0
         self.completion_rate = 0.0
         if ctx.network is not None:
             ctx.network.connect_all(list(ctx.nodes))
@@ -87,10 +106,38 @@ class ClusterModel(SystemModel):
         for server in self.servers.values():
             server._stats_from_ms = self.env.now
         self.clients.start()
+        self._mark_load("start")
+        if self.resharding is not None:
+            self.resharding.start()
 
     def stop_workload(self) -> None:
         self.clients.stop()
         self.settle()
+        self._mark_load("stop")
+
+    def reshard_started(self) -> None:
+        self._mark_load("reshard_started")
+
+    def reshard_done(self) -> None:
+        self._mark_load("reshard_done")
+
+    def _mark_load(self, mark: str) -> None:
+        """Commands served so far by each shard's master (while the workload runs)."""
+        if mark.startswith("reshard") and not self.clients.producing:
+            return  # the resharding outlived the workload: no load to compare
+        self.settle()
+        self._load_marks[mark] = np.array(
+            [float(shard.master.stats.commands) for shard in self.shards]
+        )
+
+    def _busiest_share(self, begin: str, end: str) -> float | None:
+        """The busiest master's share of the commands served between two marks."""
+        if begin not in self._load_marks or end not in self._load_marks:
+            return None
+        served = self._load_marks[end] - self._load_marks[begin]
+        if served.sum() <= 0:
+            return None
+        return round(float(served.max() / served.sum()), 6)
 
     def final_phase(self) -> Generator[Any, Any, None]:
         yield self.env.timeout(0)
@@ -104,6 +151,8 @@ class ClusterModel(SystemModel):
                 if shard.server is not shard.master and not len(shard.server.queue):
                     shard.route_to(shard.master.name)
         if any(shard.gate_closed for shard in self.shards):
+            return False
+        if self.resharding is not None and self.resharding.running:
             return False
         return all(shard.drained() for shard in self.shards)
 
@@ -124,7 +173,11 @@ class ClusterModel(SystemModel):
             if master.serving != SERVING:
                 continue
             values = master.store.live.value
-            present = np.sort(values[values >= 0])
+            held = np.flatnonzero(values >= 0)
+            # a key in a slot this master does not own cannot be read (-MOVED): not delivered
+            owned = self.slot_map.owners(held) == shard.index
+            self.orphaned_keys += int((~owned).sum())
+            present = np.sort(values[held[owned]])
             history.deliver(present[history.deliveries[present] == 0], now)
         chunk = 1 << 20
         for start in range(0, history.n, chunk):
@@ -157,6 +210,8 @@ class ClusterModel(SystemModel):
     def gauges(self) -> dict[str, float]:
         self.settle()
         out: dict[str, float] = {"cluster_state_ok": 0.0 if self.bus.down else 1.0}
+        if self.resharding is not None:
+            out["slots_migrated"] = float(self.resharding.slots_migrated)
         masters = [shard.master for shard in self.shards]
         out["event_loop_backlog"] = float(sum(m.backlog() for m in masters))
         out["used_memory_mb"] = sum(m.store.memory.used for m in masters) / 2**20
@@ -174,7 +229,7 @@ class ClusterModel(SystemModel):
     def summary(self) -> dict[str, float | int | str | None]:
         sent = self.clients.commands_per_shard
         total = max(int(sent.sum()), 1)
-        return {
+        out: dict[str, float | int | str | None] = {
             "shards": len(self.shards),
             "failovers": self.bus.failovers,
             "moved_redirects": self.clients.redirects,
@@ -183,6 +238,19 @@ class ClusterModel(SystemModel):
             "busiest_shard_share": round(float(sent.max()) / total, 6),
             "completion_rate_per_s": round(self.completion_rate, 3),
         }
+        if self.resharding is None:
+            return out
+        out.update(self.resharding.summary())
+        out["ask_redirects"] = self.clients.ask_redirects
+        out["slot_map_refreshes"] = self.clients.map_refreshes
+        last = self.clients.last_moved_ms
+        out["last_moved_s"] = round(last / 1000.0, 6) if np.isfinite(last) else None
+        out["orphaned_keys"] = self.orphaned_keys
+        before = self._busiest_share("start", "reshard_started")
+        after = self._busiest_share("reshard_done", "stop")
+        out["busiest_shard_share_before_reshard"] = before
+        out["busiest_shard_share_after_reshard"] = after
+        return out
 
     # --- CLUSTERDOWN ---------------------------------------------------------------------------
     def cluster_down(self, shard: Shard) -> bool:

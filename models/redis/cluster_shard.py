@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 
 class Shard:
-    """Master `redis<i>`, replicas `redis<i>-replica<j>`; slots [first, last]."""
+    """Master `redis<i>`, replicas `redis<i>-replica<j>`; its slots are in the slot map."""
 
     pubsub = None
     workers = None
@@ -41,7 +41,6 @@ class Shard:
         self.config = config
         self.costs = cluster.costs
         self.value_bytes = cluster.value_bytes
-        self.first_slot, self.last_slot = cluster.slot_map.ranges[index]
         spec = config.cluster
         # a shard offers what a server and its replication use of their model (duck typing)
         model = cast("RedisModel", self)

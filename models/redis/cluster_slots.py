@@ -109,17 +109,48 @@ def slot_ranges(masters: int) -> list[tuple[int, int]]:
     return ranges
 
 
-class SlotMap:
-    """Which shard serves each workload key (the slot of `key:<n>`, computed once per key)."""
+def initial_ranges(masters: int, empty_masters: int = 0) -> list[tuple[int, int]]:
+    """Slots [first, last] of each master at the start: the first `masters - empty_masters`
+    share them as `--cluster create` does; masters added later own none (first > last)."""
+    ranges = slot_ranges(masters - empty_masters)
+    return ranges + [(HASH_SLOTS, HASH_SLOTS - 1)] * empty_masters
 
-    def __init__(self, masters: int, keys: int, hash_tags: int = 0):
-        self.ranges = slot_ranges(masters)
+
+def describe_slots(slots: np.ndarray) -> str:
+    """Sorted slot numbers as CLUSTER NODES prints them: `0-5460`, `0-99 8192-16383`."""
+    if not slots.size:
+        return "none"
+    breaks = np.flatnonzero(np.diff(slots) != 1)
+    starts = np.r_[slots[0], slots[breaks + 1]]
+    ends = np.r_[slots[breaks], slots[-1]]
+    parts = [
+        f"{a}-{b}" if b > a else f"{a}" for a, b in zip(starts.tolist(), ends.tolist(), strict=True)
+    ]
+    if len(parts) > 4:
+        parts = [*parts[:3], f"... ({slots.size} slots)"]
+    return " ".join(parts)
+
+
+class SlotMap:
+    """Which master owns each hash slot, what the clients believe, and which slot migrates.
+
+    `owner` is the cluster's configuration (a slot changes owner at CLUSTER SETSLOT NODE);
+    `client_owner` is the clients' cached map (CLUSTER SHARDS), refreshed after a -MOVED;
+    `migrating_to` names the importing master of a slot in MIGRATING state (-1: none).
+    """
+
+    def __init__(self, masters: int, keys: int, hash_tags: int = 0, empty_masters: int = 0):
+        self.ranges = initial_ranges(masters, empty_masters)
         self.hash_tags = hash_tags
         owner = np.empty(HASH_SLOTS, dtype=np.int16)
         for shard, (first, last) in enumerate(self.ranges):
             owner[first : last + 1] = shard
         self.owner = owner
+        self.client_owner = owner.copy()
+        self.migrating_to = np.full(HASH_SLOTS, -1, dtype=np.int16)
+        self.n_keys = keys
         self._slots = np.full(keys, -1, dtype=np.int32)
+        self._by_slot: tuple[np.ndarray, np.ndarray] | None = None
 
     def slots(self, keys: np.ndarray) -> np.ndarray:
         """The hash slot of each workload key."""
@@ -133,5 +164,27 @@ class SlotMap:
         return slots
 
     def shards(self, keys: np.ndarray) -> np.ndarray:
-        """The shard (index of its master) that serves each workload key."""
+        """The shard the clients send each workload key to (their cached slot map)."""
+        return self.client_owner[self.slots(keys)]
+
+    def owners(self, keys: np.ndarray) -> np.ndarray:
+        """The shard that owns each key's slot in the cluster's configuration."""
         return self.owner[self.slots(keys)]
+
+    def keys_in_slot(self, slot: int) -> np.ndarray:
+        """Every workload key whose name hashes to `slot` (CLUSTER COUNTKEYSINSLOT's domain)."""
+        if self._by_slot is None:
+            all_slots = self.slots(np.arange(self.n_keys))
+            order = np.argsort(all_slots, kind="stable")
+            bounds = np.searchsorted(all_slots[order], np.arange(HASH_SLOTS + 1))
+            self._by_slot = (order.astype(np.int64), bounds)
+        order, bounds = self._by_slot
+        return order[bounds[slot] : bounds[slot + 1]]
+
+    def slots_of(self, shard: int) -> np.ndarray:
+        """The slots `shard` owns now."""
+        return np.flatnonzero(self.owner == shard)
+
+    def refresh_clients(self) -> None:
+        """The clients fetched the cluster's slot map (CLUSTER SHARDS)."""
+        self.client_owner[:] = self.owner

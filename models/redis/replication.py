@@ -136,6 +136,12 @@ class Replication:
             keep = max(0, int(np.searchsorted(times, self.env.now - 5000.0)) - 1)
             self._times, self._positions = [times[keep:]], [positions[keep:]]
 
+    def propagated(self, t_ms: float) -> None:
+        """Changes journaled outside the loop's commands (a MIGRATE's RESTORE and DEL) enter
+        the stream at `t_ms`."""
+        self._times.append(np.array([t_ms]))
+        self._positions.append(np.array([self.position()], dtype=np.int64))
+
     def sent_by_many(self, t_ms: np.ndarray) -> np.ndarray:
         """`sent_by` of several moments at once."""
         self.sent_by(0.0)  # joins the timeline chunks
