@@ -230,7 +230,9 @@ class ClusterClients:
         self.redirects = 0  # -MOVED (or a refused connection) followed, failover or resharding
         self.ask_redirects = 0
         self.map_refreshes = 0  # slot map fetched after a -MOVED of a resharding
-        self.last_moved_ms = -np.inf
+        self.moved_after_reshard = 0  # -MOVED replies that reached the client after it ended
+        self.refreshes_after_reshard = 0
+        self.map_refreshed_ms = np.inf  # when the last refreshed slot map reached the client
         self.clusterdown_replies = 0
         self.commands_per_shard = np.zeros(len(shards), dtype=np.int64)
         connections = max(self.base.spec.clients, 1)
@@ -347,18 +349,32 @@ class ClusterClients:
             Clients.submit(target, again)
 
     def moved(self, rows: Rows, reply_at: np.ndarray) -> None:
-        """-MOVED: fetch the slot map again (once for all that meet it now), send again."""
+        """-MOVED: fetch the slot map again (once for all that meet it now), send again.
+
+        Open-loop commands are routed a chunk ahead of their send time: those sent after the
+        refreshed map arrived would have gone to the right master, so they go there directly."""
         slot_map = self.cluster.slot_map
-        self.redirects += int(reply_at.size)
-        self.last_moved_ms = max(self.last_moved_ms, float(reply_at.max()))
         if (slot_map.client_owner != slot_map.owner).any():
             slot_map.refresh_clients()
             self.map_refreshes += 1
+            self.map_refreshed_ms = float(reply_at.min())
+            resharding = self.cluster.resharding
+            self.refreshes_after_reshard += int(
+                resharding is not None and resharding.done_ms is not None
+            )
+        informed = rows["send"] >= self.map_refreshed_ms
+        redirected = ~informed
+        n = int(redirected.sum())
+        self.redirects += n
+        resharding = self.cluster.resharding
+        if resharding is not None and resharding.done_ms is not None:
+            self.moved_after_reshard += n
+        send = np.where(informed, rows["send"], reply_at)
         owner = slot_map.shards(rows["key"])
         for index in np.unique(owner).tolist():
             sel = owner == index
             clients = self.per_shard[index]
-            clients.submit(self._rebuild(clients, take_rows(rows, sel), reply_at[sel]))
+            clients.submit(self._rebuild(clients, take_rows(rows, sel), send[sel]))
 
     @staticmethod
     def _rebuild(clients: ShardClients, rows: Rows, send: np.ndarray) -> Rows:

@@ -80,8 +80,8 @@ class ClusterModel(SystemModel):
             self.resharding = Resharding(self, reshard)
         self.clients = ClusterClients(self)
         self.bus = ClusterBus(self)
-        # commands and loop time of each master, at the marks: workload start, reshard start,
-        # reshard end, workload stop (per-shard load before and after the resharding)
+        # commands served by each master at the marks: workload start, reshard start, reshard
+        # end, workload stop (per-shard load before and after the resharding)
         self._load_marks: dict[str, np.ndarray] = {}
         self.orphaned_keys = 0
         self.completion_rate = 0.0
@@ -238,18 +238,37 @@ class ClusterModel(SystemModel):
             "busiest_shard_share": round(float(sent.max()) / total, 6),
             "completion_rate_per_s": round(self.completion_rate, 3),
         }
-        if self.resharding is None:
-            return out
-        out.update(self.resharding.summary())
-        out["ask_redirects"] = self.clients.ask_redirects
-        out["slot_map_refreshes"] = self.clients.map_refreshes
-        last = self.clients.last_moved_ms
-        out["last_moved_s"] = round(last / 1000.0, 6) if np.isfinite(last) else None
+        if self.resharding is not None:
+            out.update(self._reshard_summary())
+        return out
+
+    def _reshard_summary(self) -> dict[str, float | int | str | None]:
+        """What the resharding did, the redirects it caused, and the load and acknowledgement
+        latency (p99, from the intended send time) before, during and after it."""
+        resharding = self.resharding
+        assert resharding is not None
+        clients = self.clients
+        out: dict[str, float | int | str | None] = dict(resharding.summary())
+        out["ask_redirects"] = clients.ask_redirects
+        out["moved_redirects_after_reshard"] = clients.moved_after_reshard
+        out["slot_map_refreshes"] = clients.map_refreshes
+        out["slot_map_refreshes_after_reshard"] = clients.refreshes_after_reshard
         out["orphaned_keys"] = self.orphaned_keys
-        before = self._busiest_share("start", "reshard_started")
-        after = self._busiest_share("reshard_done", "stop")
-        out["busiest_shard_share_before_reshard"] = before
-        out["busiest_shard_share_after_reshard"] = after
+        out["busiest_shard_share_before_reshard"] = self._busiest_share("start", "reshard_started")
+        out["busiest_shard_share_after_reshard"] = self._busiest_share("reshard_done", "stop")
+        history = self.ctx.history
+        intended, ack = history.intended_ms, history.ack_ms
+        begin = resharding.started_ms if resharding.started_ms is not None else np.inf
+        end = resharding.done_ms if resharding.done_ms is not None else np.inf
+        windows = {
+            "before": (0.0, begin),
+            "during": (begin, end),
+            "after": (end, self.ctx.duration_ms),
+        }
+        for name, (lo, hi) in windows.items():
+            sel = (intended >= lo) & (intended < hi) & np.isfinite(ack)
+            p99 = float(np.percentile(ack[sel] - intended[sel], 99)) if sel.sum() >= 100 else None
+            out[f"ack_p99_{name}_reshard_ms"] = None if p99 is None else round(p99, 6)
         return out
 
     # --- CLUSTERDOWN ---------------------------------------------------------------------------
