@@ -358,7 +358,9 @@ class Replication:
                 acks.append(end_row[writes] + rtt)
             else:
                 acks.append(np.full(k, np.inf))
-        nth = np.sort(np.vstack(acks), axis=0)[n - 1] if acks else np.full(k, np.inf)
+        # fewer replicas than WAIT asks for (e.g. after a failover took one as the master):
+        # WAIT returns the count it got at the timeout
+        nth = np.sort(np.vstack(acks), axis=0)[n - 1] if len(acks) >= n else np.full(k, np.inf)
         limit = end_row[writes] + self.wait_timeout_ms
         enough = nth <= limit
         reply_at = reply_at.copy()

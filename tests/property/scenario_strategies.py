@@ -14,7 +14,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from models.kafka.config import ConsumerConfig, KafkaConfig
-from models.redis.config import RedisConfig
+from models.redis.config import REPLICATED_WORKLOADS, ClientConfig, RedisConfig
 from simulator.runner import build
 from simulator.scenario import load_scenario
 
@@ -120,20 +120,32 @@ def kafka_scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def redis_scenarios(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid Redis scenario: every workload kind, RDB and/or AOF with any appendfsync."""
+    """A valid Redis scenario: every workload kind, RDB and/or AOF with any appendfsync; the
+    replicated workloads with 0-2 replicas (WAIT, min-replicas-to-write, Sentinel, key-value
+    reads from replicas)."""
     doc = _common(draw, "redis")
     doc["redis"] = {
-        "workload": draw(st.sampled_from(["kv", "list", "pubsub", "cache"])),
+        "workload": draw(st.sampled_from(["kv", "list", "pubsub", "cache", "stream"])),
         "appendonly": draw(st.booleans()),
         "appendfsync": draw(st.sampled_from(["always", "everysec", "no"])),
         "save": draw(st.sampled_from(["", "1 10", "5 1000"])),
     }
     if "replicas" in RedisConfig.model_fields:  # replication and Sentinel
-        replicas = draw(st.integers(0, 2)) if doc["redis"]["workload"] == "kv" else 0
+        workload = doc["redis"]["workload"]
+        replicas = draw(st.integers(0, 2)) if workload in REPLICATED_WORKLOADS else 0
         doc["redis"]["replicas"] = replicas
         if replicas:
             doc["redis"]["min_replicas_to_write"] = draw(st.integers(0, 1))
             doc["redis"]["client"] = {"wait_replicas": draw(st.integers(0, replicas))}
+            if (
+                workload == "kv"
+                and "read_from" in ClientConfig.model_fields
+                and draw(st.booleans())
+            ):
+                # reads from replicas, stale or refused (-MASTERDOWN) while a replica is cut off
+                doc["redis"]["client"]["read_from"] = "replicas"
+                doc["redis"]["ops"] = {"read_ratio": draw(st.sampled_from([0.2, 0.5]))}
+                doc["redis"]["replica_serve_stale_data"] = draw(st.booleans())
             if draw(st.booleans()):
                 doc["redis"]["sentinel"] = {
                     "count": 3,

@@ -81,6 +81,29 @@ def test_wait_with_an_unreachable_replica_times_out_and_leaves_writes_indetermin
     assert m["lost"] == 0
 
 
+def test_wait_for_more_replicas_than_remain_after_a_failover_times_out() -> None:
+    # WAIT 2 with two replicas; the master dies for good and Sentinel promotes one of them:
+    # the new master has a single replica, so every WAIT 2 returns 1 at its timeout (found by
+    # the property fuzzer: the model indexed a second acknowledgement that did not exist)
+    redis = {
+        "replicas": 2,
+        "sentinel": {**SENTINEL, "down_after_milliseconds": 200.0},
+        "client": {"wait_replicas": 2, "wait_timeout_ms": 50},
+    }
+    faults = [{"at_s": 0.5, "kind": "crash", "target": "primary"}]
+    result = run_redis(spec(redis=redis, faults=faults, duration_s=5.0))
+    switched_ms = events_of(result, "clients_switched")[0][0]
+    # after the switch (about 2 s before the end) no write is acknowledged: WAIT 2 gets 1, the
+    # client cannot tell whether the write is there (indeterminate; the last few are still
+    # waiting when the run ends)
+    assert switched_ms < 3500.0
+    status = result.messages.loc[lambda df: df["intended_ms"] >= switched_ms, "status"]
+    assert len(status) >= 0.8 * RATE * (5000.0 - switched_ms) / 1000.0
+    assert (status == "acked").sum() == 0
+    assert (status == "indeterminate").mean() > 0.9
+    assert result.summary["messages"]["lost"] == 0
+
+
 def test_sentinel_fails_over_after_down_after_milliseconds_and_writes_fail_meanwhile() -> None:
     down_after = 2000.0
     redis = {"replicas": 2, "sentinel": {**SENTINEL, "down_after_milliseconds": down_after}}
