@@ -61,6 +61,7 @@ RESTORE_US_PER_KEY = 2.0
 ADMIN_REQUEST_BYTES = 60  # a CLUSTER SETSLOT / GETKEYSINSLOT request
 ADMIN_REPLY_BYTES = 10  # "+OK\r\n"
 POLL_MS = 0.1  # model: how often redis-cli's wait for a MIGRATE reply looks at the source loop
+WAIT_MS = 10.0  # model: how often a wait for a paused or cut-off master looks again
 
 
 class Resharding:
@@ -85,6 +86,7 @@ class Resharding:
         self.done_ms: float | None = None
         self.running = False
         self.migrating = 0  # slots in MIGRATING state now
+        self._moved_ids: list[np.ndarray] = []  # message ids whose value a MIGRATE carried
         self._calls = 0
 
     def start(self) -> None:
@@ -141,6 +143,8 @@ class Resharding:
         self.running = False
         self.done_ms = self.env.now
         self.cluster.reshard_done()
+        if self.slots_migrated < slots.size:
+            return
         self.ctx.event(
             "reshard_done",
             "clients",
@@ -157,7 +161,7 @@ class Resharding:
         src = source.master
         # SETSLOT <slot> IMPORTING <source> to the target, then MIGRATING <target> to the source
         yield self.env.timeout(self._rtt(target.master) + self._there(src))
-        if not self._alive(source, target):
+        if not (yield from self._answering(source, target, src)):
             return False
         self.slot_map.migrating_to[slot] = target.index
         self.migrating += 1
@@ -168,7 +172,7 @@ class Resharding:
         while True:
             # CLUSTER GETKEYSINSLOT <slot> <pipeline>
             yield self.env.timeout(wait + self._there(src))
-            if not self._alive(source, target):
+            if not (yield from self._answering(source, target, src)):
                 return False
             src.settle()
             keys = self.slot_map.keys_in_slot(slot)
@@ -183,7 +187,7 @@ class Resharding:
             wait = 0.0
         # SETSLOT <slot> NODE <target> to the target, then to the source
         yield self.env.timeout(wait + self._rtt(target.master) + self._there(src))
-        if not self._alive(source, target):
+        if not (yield from self._answering(source, target, src)):
             return False
         self.slot_map.owner[slot] = target.index
         self.slot_map.migrating_to[slot] = -1
@@ -218,7 +222,7 @@ class Resharding:
         self.migrate_stall_ms += stall_ms
         yield self.env.timeout(arrival + stall_ms - self.env.now)
         while True:
-            if not self._alive(source, target) or source.master is not src:
+            if not self._serving(source, target, src):
                 return False
             src.settle()  # the source's iterations up to now, the MIGRATE's among them?
             if not _queued(src, marker):
@@ -247,11 +251,18 @@ class Resharding:
         source.memory.delete(keys)
         source.journal.append(ds.encode(keys, ds.DEL))
         source.dirty += n
+        self._moved_ids.append(values)
         for server in (src, dst):
             replication = server.model.replication
             if replication is not None and replication.master is server:
                 replication.propagated(now)
         return n
+
+    def moved_ids(self) -> np.ndarray:
+        """Message ids whose value moved to another master (sorted, distinct)."""
+        if not self._moved_ids:
+            return np.zeros(0, dtype=np.int64)
+        return np.unique(np.concatenate(self._moved_ids))
 
     def _redirect_queued(self, shard: Shard, keys: np.ndarray, moved: bool) -> None:
         """Commands queued at the source for these keys meet -ASK (or -MOVED) instead."""
@@ -278,16 +289,29 @@ class Resharding:
         """One admin command's round trip from redis-cli."""
         return self._there(server) + self._back(server)
 
-    def _alive(self, source: Shard, target: Shard) -> bool:
-        src, dst = source.master, target.master
-        return (
-            src.serving == SERVING
-            and dst.serving == SERVING
-            and not src.is_paused
-            and not dst.is_paused
-            and self.net.reachable("clients", src.name)
-            and self.net.reachable(src.name, dst.name)
-        )
+    def _serving(self, source: Shard, target: Shard, src: RedisServer) -> bool:
+        """Both masters serve, and the source is still the node redis-cli talks to (a crash, a
+        restart's LOADING or a failover ends the resharding with an error, as in redis-cli)."""
+        return source.master is src and src.serving == SERVING and target.master.serving == SERVING
+
+    def _answering(
+        self, source: Shard, target: Shard, src: RedisServer
+    ) -> Generator[Any, Any, bool]:
+        """Wait while a master is paused or cut off (redis-cli waits for the reply over TCP);
+        False if the resharding cannot go on."""
+        while True:
+            if not self._serving(source, target, src):
+                return False
+            dst = target.master
+            if (
+                not src.is_paused
+                and not dst.is_paused
+                and self.net.reachable("clients", src.name)
+                and self.net.reachable(src.name, "clients")
+                and self.net.reachable(src.name, dst.name)
+            ):
+                return True
+            yield self.env.timeout(WAIT_MS)
 
     def summary(self) -> dict[str, float | int | None]:
         return {

@@ -184,3 +184,54 @@ def test_same_seed_same_resharding() -> None:
     data = _ci_data(["redis.cluster.reshard.slots=1500", "scenario.duration_s=3"])
     first, second = _run(data, seed=3), _run(data, seed=3)
     assert first.summary == second.summary
+
+
+def _three_masters_one_new(faults: list[dict[str, Any]]) -> dict[str, Any]:
+    """Two loaded masters and a new one; 4000 of shard 0's slots move to it at 1 s."""
+    data = _ci_data(
+        [
+            "redis.cluster.shards=3",
+            "redis.cluster.empty_masters=1",
+            "redis.cluster.reshard.slots=4000",
+            "redis.cluster.reshard.to_shard=2",
+            "redis.cluster.node_timeout_ms=1000",
+        ]
+    )
+    data["faults"] = faults
+    return data
+
+
+def test_the_promoted_replica_of_the_importing_master_has_the_migrated_keys() -> None:
+    # the target's RESTOREs reach its replica like any write: a failover after the move
+    # (crash at 5 s, promotion ~1.5 s later, replication lag ~ms) keeps them
+    crash = {"at_s": 5.0, "kind": "crash", "target": "shard_2", "duration_s": 4.0}
+    result = _run(_three_masters_one_new([crash]))
+    model = result.summary["model"]
+    assert model["failovers"] == 1 and model["slots_migrated"] == 4000
+    assert model["keys_migrated"] > 0
+    assert result.summary["messages"]["lost"] == 0
+    assert _keys_lost(result) == set()
+
+
+def test_a_paused_source_makes_redis_cli_wait_not_fail() -> None:
+    pause = {"at_s": 2.0, "kind": "pause", "target": "shard_0", "duration_s": 0.5}
+    result = _run(_three_masters_one_new([pause]))
+    model = result.summary["model"]
+    assert model["slots_migrated"] == 4000
+    assert model["reshard_s"] > 0.5
+    assert not _events(result, "reshard_aborted")
+    assert _keys_lost(result) == set()
+
+
+def test_a_crashed_source_stops_the_resharding_and_keeps_what_had_moved() -> None:
+    # no persistence: the restarted source comes back empty (its keys are lost, cause
+    # no_persistence), but the keys MIGRATE had carried to the target are not
+    crash = {"at_s": 2.0, "kind": "crash", "target": "shard_0", "duration_s": 1.0}
+    result = _run(_three_masters_one_new([crash]))
+    model = result.summary["model"]
+    ((_t, aborted),) = _events(result, "reshard_aborted")
+    assert 0 < model["slots_migrated"] == aborted["slots_migrated"] < 4000
+    assert model["orphaned_keys"] == 0
+    messages = result.summary["messages"]
+    assert set(messages["lost_by_cause"]) == {"no_persistence"}
+    assert messages["anomalies"]["resurrected"] == 0
