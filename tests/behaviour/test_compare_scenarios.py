@@ -19,6 +19,7 @@ def test_the_side_by_side_library_covers_the_debate() -> None:
     names = set(_with_variants())
     for needed in (
         "compare_primary_crash",
+        "compare_stream_failover",
         "compare_power_loss",
         "compare_latency",
         "compare_burst",
