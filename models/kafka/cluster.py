@@ -368,12 +368,12 @@ class KafkaModel(SystemModel):
         if target in ("leader", "primary"):
             leader = state.leader if state.leader >= 0 else state.replicas[0]
             return [f"broker{leader}"]
-        if target in ("a_follower", "a_replica", "followers"):
+        if target in ("a_follower", "a_replica", "followers", "replicas"):
             leader = state.leader if state.leader >= 0 else state.replicas[0]
             others = [r for r in state.replicas if r != leader]
             others.sort(key=lambda r: (r not in state.isr, state.replicas.index(r)))
             names = [f"broker{r}" for r in others]
-            return names if target == "followers" else names[:1]
+            return names if target in ("followers", "replicas") else names[:1]
         if target in ("all_servers", "all_brokers"):
             return brokers
         if target == "a_consumer":

@@ -415,6 +415,7 @@ ROLES: dict[str, str] = {
     "a_follower": "a broker following partition 0 (in the ISR if one is)",
     "a_replica": "same as a_follower",
     "followers": "every broker following partition 0",
+    "replicas": "same as followers (the name the Redis model uses, for comparisons)",
     "all_servers": "every broker",
     "all_brokers": "every broker",
     "controller": "the KRaft controller",

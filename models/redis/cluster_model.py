@@ -320,9 +320,9 @@ class ClusterModel(SystemModel):
             return [shards[int(target[6:])].master.name]
         masters = {shard.master.name for shard in shards}
         replicas = [name for name in self.servers if name not in masters]
-        if target == "a_replica":
+        if target in ("a_replica", "a_follower"):
             return replicas[:1]
-        if target == "replicas":
+        if target in ("replicas", "followers"):
             return replicas
         if target == "all_servers":
             return list(self.servers)

@@ -470,6 +470,8 @@ class RedisConfig(SystemConfig):
             "leader",
             "a_replica",
             "replicas",
+            "a_follower",
+            "followers",
             "a_sentinel",
             "sentinels",
             "all_servers",

@@ -245,10 +245,11 @@ class RedisModel(SystemModel):
             return [self.replication.master.name if self.replication else "redis"]
         if target == "all_servers":
             return list(self.servers)
-        if target in ("a_replica", "replicas"):
+        if target in ("a_replica", "replicas", "a_follower", "followers"):
+            # (a_follower / followers: Kafka's names, so a comparison can state one fault)
             master = self.replication.master.name if self.replication else "redis"
             replicas = [name for name in self.servers if name != master]
-            return replicas[:1] if target == "a_replica" else replicas
+            return replicas[:1] if target in ("a_replica", "a_follower") else replicas
         if target in ("a_sentinel", "sentinels"):
             names = [s.name for s in self.sentinels.nodes] if self.sentinels else []
             return names[:1] if target == "a_sentinel" else names
