@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 
 MASTER_TARGETS = ("primary", "leader")
 CLIENT_TARGETS = ("clients", "all_clients", "client_link")
+# a cluster runs the key-value workload: no consumer, subscriber or worker to hit
+CONSUMER_TARGETS = ("a_consumer", "consumers", "a_subscriber", "subscribers", "a_worker", "workers")
 
 
 class ClusterModel(SystemModel):
@@ -326,7 +328,7 @@ class ClusterModel(SystemModel):
             return replicas
         if target == "all_servers":
             return list(self.servers)
-        if target in ("a_sentinel", "sentinels"):
+        if target in ("a_sentinel", "sentinels") or target in CONSUMER_TARGETS:
             return []
         if target in CLIENT_TARGETS:
             return ["clients"]

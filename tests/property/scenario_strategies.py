@@ -157,5 +157,36 @@ def redis_scenarios(draw: st.DrawFn) -> dict[str, Any]:
     return doc
 
 
+@st.composite
+def redis_cluster_scenarios(draw: st.DrawFn) -> dict[str, Any]:
+    """A valid Redis Cluster scenario: 1-3 masters (some without slots), 0-1 replica each,
+    maybe a live resharding, open or closed-loop clients, faults on any of its roles."""
+    doc = _common(draw, "redis")
+    shards = draw(st.integers(1, 3))
+    cluster: dict[str, Any] = {
+        "enabled": True,
+        "shards": shards,
+        "replicas_per_shard": draw(st.integers(0, 1)),
+        "empty_masters": draw(st.integers(0, shards - 1)),
+        "node_timeout_ms": draw(st.sampled_from([300.0, 1000.0])),
+        "require_full_coverage": draw(st.booleans()),
+    }
+    if shards > 1 and draw(st.booleans()):
+        source = draw(st.integers(0, shards - 1))
+        cluster["reshard"] = {
+            "slots": draw(st.sampled_from([1, 50, 2000, 16384])),
+            "from_shard": source,
+            "to_shard": draw(st.integers(0, shards - 1).filter(lambda d: d != source)),
+            "at_s": draw(st.sampled_from([0.0, 0.3, 0.8])),
+            "pipeline": draw(st.sampled_from([1, 10, 100])),
+        }
+    doc["redis"] = {"save": "", "appendonly": draw(st.booleans()), "cluster": cluster}
+    doc["workload"]["keys"] = draw(st.sampled_from([10, 100, 1000]))
+    doc["workload"]["mode"] = draw(st.sampled_from(["open", "closed"]))
+    config = RedisConfig.model_validate(doc["redis"])
+    doc["faults"] = draw(faults(_targets(config, "redis"), doc["scenario"]["duration_s"]))
+    return doc
+
+
 def scenarios() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(kafka_scenarios(), redis_scenarios())

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from invariant_hooks import model_invariants_wired
-from scenario_strategies import kafka_scenarios, redis_scenarios
+from scenario_strategies import kafka_scenarios, redis_cluster_scenarios, redis_scenarios
 
 from simulator import load_scenario, run
 from simulator.invariants import FATES
@@ -43,6 +43,12 @@ def test_kafka_invariants_hold_under_random_faults(doc: dict[str, Any], seed: in
 @settings(max_examples=12)
 @given(doc=redis_scenarios(), seed=SEEDS)
 def test_redis_invariants_hold_under_random_faults(doc: dict[str, Any], seed: int) -> None:
+    _fates_add_up(_run_checked(doc, seed))
+
+
+@settings(max_examples=6)
+@given(doc=redis_cluster_scenarios(), seed=SEEDS)
+def test_redis_cluster_invariants_hold_under_random_faults(doc: dict[str, Any], seed: int) -> None:
     _fates_add_up(_run_checked(doc, seed))
 
 

@@ -235,6 +235,16 @@ def test_a_shard_without_replica_stops_all_or_only_its_slots(full_coverage: bool
     assert lost.any() and np.all(shard[lost] == 0)
 
 
+@pytest.mark.parametrize("target", ["a_consumer", "subscribers", "a_worker"])
+def test_a_fault_on_a_consumer_role_is_a_no_op_in_a_cluster(target: str) -> None:
+    # every Redis role is a valid target; a cluster runs the kv workload, so there is no
+    # consumer to hit (found by fuzzing: the run crashed when the fault fired)
+    faults = [{"at_s": 0.5, "kind": "crash", "target": target, "duration_s": 0.5}]
+    quiet = _run(_spec({}, duration_s=1.0))
+    hit = _run(_spec({}, faults=faults, duration_s=1.0))
+    assert hit.summary["messages"] == quiet.summary["messages"]
+
+
 @pytest.mark.parametrize("mode", ["open", "closed"])
 def test_same_seed_same_cluster_run(mode: str) -> None:
     data = _spec(
