@@ -380,18 +380,7 @@ class ClusterClients:
     def _rebuild(clients: ShardClients, rows: Rows, send: np.ndarray) -> Rows:
         order = np.argsort(send, kind="stable")
         rows, send = take_rows(rows, order), send[order]
-        conn = rows["conn"]
-        first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
-        return clients.build(
-            rows["op"],
-            rows["msg"],
-            rows["key"],
-            rows["nbytes"],
-            send,
-            conn,
-            first,
-            rows["attempt"],
-        )
+        return clients.rebuild(rows, send, rows["attempt"])
 
     def network_changed(self) -> None:
         for clients in self.per_shard:

@@ -87,6 +87,15 @@ class ClientReplies:
     def submit(self, rows: Rows, src: str = "clients") -> None:
         raise NotImplementedError
 
+    def rebuild(self, rows: Rows, send: np.ndarray, attempt: np.ndarray) -> Rows:
+        """The same commands sent again at `send` (a retry, a redirect): consecutive rows of one
+        connection sent at the same moment form one request, as a pipeline does."""
+        conn = rows["conn"]
+        first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
+        return self.build(
+            rows["op"], rows["msg"], rows["key"], rows["nbytes"], send, conn, first, attempt
+        )
+
     def _expand(self, first_ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
@@ -207,19 +216,7 @@ class ClientReplies:
         self.history.ack(ids, np.repeat(reply_at, copies) if copies > 1 else reply_at)
 
     def _resend(self, rows: Rows, send: np.ndarray) -> None:
-        conn = rows["conn"]
-        first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
-        retry = self.build(
-            rows["op"],
-            rows["msg"],
-            rows["key"],
-            rows["nbytes"],
-            send,
-            conn,
-            first,
-            rows["attempt"] + 1,
-        )
-        self.submit(retry)
+        self.submit(self.rebuild(rows, send, rows["attempt"] + 1))
 
     def _cache_replies(
         self, rows: Rows, reply_at: np.ndarray, ok: np.ndarray, status: np.ndarray, aux: np.ndarray

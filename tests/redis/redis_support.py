@@ -52,6 +52,17 @@ def loop_stats(result: Result) -> dict[str, Any]:
     return json.loads(row["detail"].iloc[0])
 
 
+def run_cluster(data: dict[str, Any], seed: int | None = None) -> Result:
+    """Run a Redis Cluster scenario and check what every cluster run must satisfy: the fates
+    partition the produced messages, and a write answered with an error (CLUSTERDOWN,
+    refused) never reached a dataset."""
+    result = run(load_scenario(data), seed=seed, check_invariants=True)
+    m = result.summary["messages"]
+    assert sum(m[f] for f in FATES) == m["produced"] > 0, m
+    assert m["anomalies"]["failed_but_delivered"] == m["anomalies"]["resurrected"] == 0, m
+    return result
+
+
 def events_of(result: Result, kind: str) -> list[tuple[float, dict[str, Any]]]:
     events = result.events
     rows = events[events["kind"] == kind]

@@ -10,18 +10,17 @@ margin of several sd. The p99 windows hold ~900 (before) and ~3600 (during) ackn
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import numpy as np
 import pytest
+from redis_support import events_of, run_cluster
 
 from models.redis.cluster_slots import HASH_SLOTS, SlotMap, describe_slots, initial_ranges
 from simulator import load_scenario, run
 from simulator.results import Result
 from simulator.scenario import ScenarioError, apply_overrides, read_toml
 
-FATES = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
 SCENARIO = "redis_cluster_resharding"
 
 
@@ -30,19 +29,6 @@ def _ci_data(extra: list[str] | None = None) -> dict[str, Any]:
     data = read_toml(SCENARIO)
     apply_overrides(data, list(data["scenario"].get("ci_set", [])) + (extra or []))
     return data
-
-
-def _run(data: dict[str, Any], seed: int = 1) -> Result:
-    result = run(load_scenario(data), seed=seed, check_invariants=True)
-    m = result.summary["messages"]
-    assert sum(m[f] for f in FATES) == m["produced"] > 0, m
-    assert m["anomalies"]["failed_but_delivered"] == m["anomalies"]["resurrected"] == 0, m
-    return result
-
-
-def _events(result: Result, kind: str) -> list[tuple[float, dict[str, Any]]]:
-    rows = result.events[result.events["kind"] == kind]
-    return [(float(t), json.loads(d)) for t, d in zip(rows["t_ms"], rows["detail"], strict=True)]
 
 
 def _keys_lost(result: Result) -> set[int]:
@@ -56,7 +42,7 @@ def _keys_lost(result: Result) -> set[int]:
 
 @pytest.fixture(scope="module")
 def resharded() -> Result:
-    return _run(_ci_data())
+    return run_cluster(_ci_data(), seed=1)
 
 
 # --- slot bookkeeping --------------------------------------------------------------------------
@@ -119,8 +105,8 @@ def test_moving_half_the_slots_of_the_only_busy_master_splits_its_load_in_two(
     assert model["keys_migrated"] > 0
     assert model["busiest_shard_share_before_reshard"] > 0.99
     assert model["busiest_shard_share_after_reshard"] < 0.56
-    ((started, start),) = _events(resharded, "reshard_started")
-    ((done, end),) = _events(resharded, "reshard_done")
+    ((started, start),) = events_of(resharded, "reshard_started")
+    ((done, end),) = events_of(resharded, "reshard_done")
     assert start["slots"] == 8192 and start["source"] == "redis0" and start["target"] == "redis1"
     assert end["slots_migrated"] == 8192 and done > started
 
@@ -170,7 +156,7 @@ def test_resharding_with_replicas_aof_and_pipelined_closed_loop_clients_keeps_ev
             "scenario.duration_s=4",
         ]
     )
-    result = _run(data)
+    result = run_cluster(data, seed=1)
     model = result.summary["model"]
     assert model["slots_migrated"] == 2000
     assert model["migrate_calls"] > model["slots_migrated"] / 100  # hash tags: many keys a slot
@@ -182,7 +168,7 @@ def test_resharding_with_replicas_aof_and_pipelined_closed_loop_clients_keeps_ev
 
 def test_same_seed_same_resharding() -> None:
     data = _ci_data(["redis.cluster.reshard.slots=1500", "scenario.duration_s=3"])
-    first, second = _run(data, seed=3), _run(data, seed=3)
+    first, second = run_cluster(data, seed=3), run_cluster(data, seed=3)
     assert first.summary == second.summary
 
 
@@ -205,7 +191,7 @@ def test_the_promoted_replica_of_the_importing_master_has_the_migrated_keys() ->
     # the target's RESTOREs reach its replica like any write: a failover after the move
     # (crash at 5 s, promotion ~1.5 s later, replication lag ~ms) keeps them
     crash = {"at_s": 5.0, "kind": "crash", "target": "shard_2", "duration_s": 4.0}
-    result = _run(_three_masters_one_new([crash]))
+    result = run_cluster(_three_masters_one_new([crash]), seed=1)
     model = result.summary["model"]
     assert model["failovers"] == 1 and model["slots_migrated"] == 4000
     assert model["keys_migrated"] > 0
@@ -215,11 +201,11 @@ def test_the_promoted_replica_of_the_importing_master_has_the_migrated_keys() ->
 
 def test_a_paused_source_makes_redis_cli_wait_not_fail() -> None:
     pause = {"at_s": 2.0, "kind": "pause", "target": "shard_0", "duration_s": 0.5}
-    result = _run(_three_masters_one_new([pause]))
+    result = run_cluster(_three_masters_one_new([pause]), seed=1)
     model = result.summary["model"]
     assert model["slots_migrated"] == 4000
     assert model["reshard_s"] > 0.5
-    assert not _events(result, "reshard_aborted")
+    assert not events_of(result, "reshard_aborted")
     assert _keys_lost(result) == set()
 
 
@@ -227,9 +213,9 @@ def test_a_crashed_source_stops_the_resharding_and_keeps_what_had_moved() -> Non
     # no persistence: the restarted source comes back empty (its keys are lost, cause
     # no_persistence), but the keys MIGRATE had carried to the target are not
     crash = {"at_s": 2.0, "kind": "crash", "target": "shard_0", "duration_s": 1.0}
-    result = _run(_three_masters_one_new([crash]))
+    result = run_cluster(_three_masters_one_new([crash]), seed=1)
     model = result.summary["model"]
-    ((_t, aborted),) = _events(result, "reshard_aborted")
+    ((_t, aborted),) = events_of(result, "reshard_aborted")
     assert 0 < model["slots_migrated"] == aborted["slots_migrated"] < 4000
     assert model["orphaned_keys"] == 0
     messages = result.summary["messages"]

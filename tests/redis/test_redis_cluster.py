@@ -9,11 +9,11 @@ times that for 2 s, so every shard is saturated and its backlog drains at its ca
 from __future__ import annotations
 
 import itertools
-import json
 from typing import Any
 
 import numpy as np
 import pytest
+from redis_support import events_of, run_cluster
 
 from models.redis.cluster_slots import (
     HASH_SLOTS,
@@ -27,7 +27,6 @@ from simulator import load_scenario, run
 from simulator.results import Result
 from simulator.scenario import ScenarioError
 
-FATES = ("delivered", "lost", "skipped", "superseded", "failed", "indeterminate", "in_flight")
 RATE = 3000.0
 
 
@@ -45,20 +44,6 @@ def _spec(
         "redis": {"save": "", **(redis or {}), "cluster": {"enabled": True, **cluster}},
         "faults": faults or [],
     }
-
-
-def _run(data: dict[str, Any]) -> Result:
-    result = run(load_scenario(data), check_invariants=True)
-    m = result.summary["messages"]
-    assert sum(m[f] for f in FATES) == m["produced"] > 0, m
-    # a write answered with an error (CLUSTERDOWN, refused) never reached a dataset
-    assert m["anomalies"]["failed_but_delivered"] == m["anomalies"]["resurrected"] == 0, m
-    return result
-
-
-def _events(result: Result, kind: str) -> list[tuple[float, dict[str, Any]]]:
-    rows = result.events[result.events["kind"] == kind]
-    return [(float(t), json.loads(d)) for t, d in zip(rows["t_ms"], rows["detail"], strict=True)]
 
 
 def _shard_of(result: Result, shards: int) -> np.ndarray:
@@ -126,7 +111,7 @@ def _saturated(shards: int, distribution: str = "uniform", hash_tags: int = 0) -
         workload["zipf_s"] = 4.0  # the hottest key takes ~92% of the commands
     redis = {"cpu_speed": 0.01, "client": {"timeout_ms": 0}}
     cluster = {"shards": shards, "replicas_per_shard": 0, "key_hash_tags": hash_tags}
-    return _run(_spec(cluster, redis, workload, duration_s=2.0))
+    return run_cluster(_spec(cluster, redis, workload, duration_s=2.0))
 
 
 def test_three_shards_serve_three_times_what_one_serves_with_uniform_keys() -> None:
@@ -154,13 +139,13 @@ def test_a_hot_key_stays_on_one_shard_and_does_not_scale() -> None:
 # --- failover ---------------------------------------------------------------------------------
 def _crash_run(kind: str, cluster: dict[str, Any], extra: list[dict[str, Any]] | None = None):
     faults = [*(extra or []), {"at_s": 1.5, "kind": kind, "target": "shard_0", "duration_s": 2.0}]
-    return _run(_spec({"node_timeout_ms": 1000.0, **cluster}, faults=faults, duration_s=5.0))
+    return run_cluster(_spec({"node_timeout_ms": 1000.0, **cluster}, faults=faults, duration_s=5.0))
 
 
 def test_a_replica_takes_over_after_node_timeout_and_the_election_delay() -> None:
     result = _crash_run("crash", {})
-    (t_fail, _), *_ = _events(result, "cluster_node_fail")
-    failovers = _events(result, "failover")
+    (t_fail, _), *_ = events_of(result, "cluster_node_fail")
+    failovers = events_of(result, "failover")
     assert len(failovers) == 1 and failovers[0][1]["new_primary"] == "redis0-replica1"
     t_promoted = failovers[0][0]
     # FAIL: node timeout after the crash (the bus checks every 100 ms); promotion: the
@@ -175,7 +160,7 @@ def test_a_replica_takes_over_after_node_timeout_and_the_election_delay() -> Non
 
 def test_writes_to_the_failed_shard_fail_until_the_promotion() -> None:
     result = _crash_run("crash", {"require_full_coverage": False})
-    (t_promoted, _), *_ = _events(result, "failover")
+    (t_promoted, _), *_ = events_of(result, "failover")
     messages = result.messages
     assert messages is not None
     shard = _shard_of(result, 3)
@@ -240,8 +225,8 @@ def test_a_fault_on_a_consumer_role_is_a_no_op_in_a_cluster(target: str) -> None
     # every Redis role is a valid target; a cluster runs the kv workload, so there is no
     # consumer to hit (found by fuzzing: the run crashed when the fault fired)
     faults = [{"at_s": 0.5, "kind": "crash", "target": target, "duration_s": 0.5}]
-    quiet = _run(_spec({}, duration_s=1.0))
-    hit = _run(_spec({}, faults=faults, duration_s=1.0))
+    quiet = run_cluster(_spec({}, duration_s=1.0))
+    hit = run_cluster(_spec({}, faults=faults, duration_s=1.0))
     assert hit.summary["messages"] == quiet.summary["messages"]
 
 
@@ -254,7 +239,7 @@ def test_same_seed_same_cluster_run(mode: str) -> None:
         faults=[{"at_s": 0.5, "kind": "power_loss", "target": "shard_1", "duration_s": 2.0}],
         duration_s=3.0,
     )
-    a, b = _run(data), _run(data)
+    a, b = run_cluster(data), run_cluster(data)
     assert a.summary == b.summary
     assert a.summary["model"]["failovers"] == 1
 
@@ -265,7 +250,7 @@ def test_a_master_cut_off_with_its_clients_stops_writes_after_node_timeout() -> 
     becomes a replica and drops what it took meanwhile: about node timeout's worth of writes."""
     majority = ["redis1", "redis2", "redis0-replica1", "redis1-replica1", "redis2-replica1"]
     cut = {"at_s": 1.0, "kind": "partition", "groups": [["redis0", "clients"], majority]}
-    result = _run(_spec({"node_timeout_ms": 800.0}, faults=[{**cut, "duration_s": 2.5}]))
+    result = run_cluster(_spec({"node_timeout_ms": 800.0}, faults=[{**cut, "duration_s": 2.5}]))
     m = result.summary["messages"]
     discarded = m["lost_by_cause"].get("discarded_on_failover", 0)
     assert m["lost"] == discarded > 0
@@ -274,7 +259,7 @@ def test_a_master_cut_off_with_its_clients_stops_writes_after_node_timeout() -> 
     window_writes = (800.0 + 100.0) * RATE / 3 / 1000.0
     assert discarded <= window_writes + 4 * np.sqrt(window_writes)
     assert discarded >= 0.7 * 800.0 * RATE / 3 / 1000.0
-    minority = [d for _t, d in _events(result, "cluster_state") if d.get("reason") == "minority"]
+    minority = [d for _t, d in events_of(result, "cluster_state") if d.get("reason") == "minority"]
     assert minority and minority[0]["state"] == "fail"
 
 
@@ -308,9 +293,9 @@ def test_the_most_up_to_date_replica_wins_the_election() -> None:
         {"at_s": 1.5, "kind": "power_loss", "target": "shard_0", "duration_s": 2.0},
     ]
     cluster = {"node_timeout_ms": 1000.0, "replicas_per_shard": 2}
-    result = _run(_spec(cluster, faults=faults, duration_s=5.0))
-    (t_fail, _), *_ = _events(result, "cluster_node_fail")
-    (t_promoted, failover), *_ = _events(result, "failover")
+    result = run_cluster(_spec(cluster, faults=faults, duration_s=5.0))
+    (t_fail, _), *_ = events_of(result, "cluster_node_fail")
+    (t_promoted, failover), *_ = events_of(result, "failover")
     assert failover["new_primary"] == "redis0-replica2"
     assert t_fail + 500.0 <= t_promoted <= t_fail + 1000.0
     # the slow replica lacked ~300 writes; the promoted one only its link's last moments
@@ -326,7 +311,7 @@ def _closed(shards: int, distribution: str = "uniform", enabled: bool = True) ->
     cluster = {"shards": shards, "replicas_per_shard": 0}
     data = _spec(cluster, {"cpu_speed": 0.01}, workload, duration_s=2.0)
     data["redis"]["cluster"]["enabled"] = enabled
-    return _run(data)
+    return run_cluster(data)
 
 
 def test_closed_loop_clients_split_each_pipeline_by_node_and_scale_with_shards() -> None:
@@ -351,7 +336,7 @@ def test_allow_reads_when_down_serves_reads_but_not_writes() -> None:
         faults = [{"at_s": 1.5, "kind": "crash", "target": "shard_0", "duration_s": 2.0}]
         data = _spec({"node_timeout_ms": 1000.0, **cluster}, faults=faults, duration_s=5.0)
         data["redis"]["ops"] = {"read_ratio": 0.5}
-        runs[allow] = _run(data).summary
+        runs[allow] = run_cluster(data).summary
     refused = {allow: s["model"]["clusterdown_replies"] for allow, s in runs.items()}
     assert refused[False] > 1000
     assert refused[True] == pytest.approx(0.5 * refused[False], rel=0.1)
