@@ -281,6 +281,16 @@ class RedisConfig(SystemConfig):
         le=86_400,
         description="min-replicas-max-lag: a good replica acked within this many s.",
     )
+    repl_timeout: int = Field(
+        60,
+        ge=1,
+        le=86_400,
+        description="repl-timeout, s: a replica whose master link carried no data and no PING "
+        "this long drops it (master_link_status down; -MASTERDOWN with "
+        "replica-serve-stale-data no) and reconnects with PSYNC once it can. A silent cut "
+        "shorter than this keeps the connection: the replica catches up when it heals, "
+        "without a resync. A closed connection (a killed process) is noticed at once.",
+    )
     replica_serve_stale_data: bool = Field(
         True,
         description="replica-serve-stale-data: a replica whose link to the master is down (or "

@@ -155,6 +155,11 @@ class ReplicaReads:
         net = replication.net.link(replication.master.name, name)
         seen = replication.sent_by_many(executed - (net.base_ms + net.extra_delay_ms))
         seen = np.maximum(seen, link.offset)
+        if not np.isnan(link.cut_noted):
+            # behind a silent cut (shorter than repl-timeout) the link stays up, the stream
+            # does not flow: reads see what the replica had when the cut began
+            inside = (executed >= link.cut_noted) & (executed < link.cut_healed)
+            seen = np.where(inside, np.minimum(seen, link.cut_offset), seen)
         resumed = self._resumed.get(name)
         if resumed is not None:
             at, offset = resumed

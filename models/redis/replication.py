@@ -55,6 +55,10 @@ class ReplicaLink:
     sync_target: int = 0
     next_ack_ms: float = 0.0
     master_lost_at: float = np.nan  # the master death whose last data this link has taken
+    cut_noted: float = np.nan  # start of the silent cut whose pre-cut data the link has taken
+    cut_open: bool = False  # that cut has not been seen healed with the master serving
+    cut_offset: int = 0  # the offset the replica had when that cut began
+    cut_healed: float = np.inf  # when the stream flowed again after it
     acks: dict[str, float] = field(default_factory=dict)  # master -> last ACK arrival
 
 
@@ -79,6 +83,7 @@ class Replication:
         self.stale: dict[str, int] = {}  # deposed master -> position where it diverged
         self.entry_bytes = model.value_bytes + AOF_BYTES_PER_WRITE + KEY_NAME_BYTES
         self.max_lag_ms = (config.min_replicas_max_lag + 1) * 1000.0
+        self.repl_timeout_ms = config.repl_timeout * 1000.0
         self.wait_replicas = config.client.wait_replicas
         # workloads whose writes are consumed (stream entries, list items), not read at the end
         self.consumed = config.workload in ("stream", "list")
@@ -176,16 +181,31 @@ class Replication:
             and self.net.reachable(replica.name, master.name)
         ):
             if link.connected:
-                # what had reached the replica before the cut is applied (the link is only
-                # looked at every REPL_TICK_MS; WAIT counted those writes as acknowledged)
                 down = self.net.link(master.name, replica.name)
                 if not down.cut_count:
                     down = self.net.link(replica.name, master.name)
-                arrived_by = down.cut_since_ms - self._delay(master, replica)
-                if link.epoch == self.epoch and link.syncing_until == -np.inf:
-                    link.offset = max(link.offset, self.sent_by(arrived_by))
-                link.connected = False
-                self.ctx.event("replica_disconnected", replica.name, master=master.name)
+                since = down.cut_since_ms
+                if link.cut_noted != since:
+                    # what had reached the replica before the cut is applied (the link is only
+                    # looked at every REPL_TICK_MS; WAIT counted those writes as acknowledged)
+                    link.cut_noted = since
+                    link.cut_open = True
+                    arrived_by = since - self._delay(master, replica)
+                    if link.epoch == self.epoch and link.syncing_until == -np.inf:
+                        link.offset = max(link.offset, self.sent_by(arrived_by))
+                    link.cut_offset = link.offset
+                    link.cut_healed = np.inf
+                # a cut is silent: TCP keeps the connection until repl-timeout passes without
+                # data or PING (replicationCron: "MASTER timeout"); a heal before that just
+                # lets the stream flow on
+                if now - since >= self.repl_timeout_ms:
+                    link.connected = False
+                    self.ctx.event(
+                        "replica_disconnected",
+                        replica.name,
+                        master=master.name,
+                        silent_for_ms=now - since,
+                    )
             return
         if master.serving == DOWN:
             # a crashed process's kernel still sends what it had written; a host that lost
@@ -201,6 +221,10 @@ class Replication:
                 cutoff = died
                 if master.down_reply == NO_ANSWER:
                     cutoff -= self._delay(master, replica)
+                if link.cut_open:
+                    # it died behind a cut that never healed while it served: what it sent
+                    # after the cut began never left its socket buffers
+                    cutoff = min(cutoff, link.cut_noted)
                 link.offset = max(link.offset, self.sent_by(cutoff))
             return
         if master.serving != SERVING:
@@ -209,6 +233,9 @@ class Replication:
             if not master.frozen:  # a paused master answers no PSYNC
                 self._resync(link)
             return
+        if link.cut_open:
+            link.cut_open = False
+            link.cut_healed = now
         if link.syncing_until > now:
             return
         if link.syncing_until > -np.inf:

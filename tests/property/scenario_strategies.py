@@ -172,9 +172,11 @@ def redis_cluster_scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "require_full_coverage": draw(st.booleans()),
     }
     if shards > 1 and draw(st.booleans()):
-        source = draw(st.integers(0, shards - 1))
+        # from a master that owns slots (the empty ones are the last), at most what it owns
+        owning = shards - cluster["empty_masters"]
+        source = draw(st.integers(0, owning - 1))
         cluster["reshard"] = {
-            "slots": draw(st.sampled_from([1, 50, 2000, 16384])),
+            "slots": min(draw(st.sampled_from([1, 50, 2000, 16384])), 16384 // owning),
             "from_shard": source,
             "to_shard": draw(st.integers(0, shards - 1).filter(lambda d: d != source)),
             "at_s": draw(st.sampled_from([0.0, 0.3, 0.8])),

@@ -174,21 +174,27 @@ def test_persistence_off_auto_restart_wipes_the_replicas_too() -> None:
     assert all(offset < 0.6 * produced for offset in stats["offsets"].values())
 
 
-def test_short_replica_cut_resyncs_partially_long_one_in_full() -> None:
-    faults = [
-        {
-            "at_s": 0.5,
-            "kind": "partition",
-            "groups": [["replica1"], ["redis", "clients"]],
-            "duration_s": 0.5,
-        }
-    ]
-    small = run_redis(spec(redis={"replicas": 1}, faults=faults, duration_s=1.5))
-    assert len(events_of(small, "partial_resync")) == 1
-    assert not events_of(small, "full_resync")
-    # ~1000 writes x ~140 bytes of stream do not fit in a 10 kB backlog
+def test_a_cut_shorter_than_repl_timeout_keeps_the_link_a_longer_one_resyncs() -> None:
+    def cut(duration_s: float) -> list[dict[str, Any]]:
+        groups = [["replica1"], ["redis", "clients"]]
+        return [{"at_s": 0.5, "kind": "partition", "groups": groups, "duration_s": duration_s}]
+
+    # a silent 0.5 s cut is within repl-timeout (60 s): the TCP connection survives, the
+    # stream flows on after the heal, no PSYNC
+    short = run_redis(spec(redis={"replicas": 1}, faults=cut(0.5), duration_s=1.5))
+    assert not events_of(short, "replica_disconnected")
+    assert not events_of(short, "partial_resync") and not events_of(short, "full_resync")
+    # repl-timeout 1 s, a 1.5 s cut: the replica drops the link after 1 s, and on the heal
+    # PSYNC continues from the backlog
+    redis = {"replicas": 1, "repl_timeout": 1}
+    long = run_redis(spec(redis=redis, faults=cut(1.5), duration_s=2.5))
+    (at_ms, detail), *_ = events_of(long, "replica_disconnected")
+    assert 1500.0 <= at_ms <= 1600.0 and detail["silent_for_ms"] >= 1000.0
+    assert len(events_of(long, "partial_resync")) == 1
+    assert not events_of(long, "full_resync")
+    # ~3000 writes x ~140 bytes of stream do not fit in a 10 kB backlog: a full resync
     tiny = run_redis(
-        spec(redis={"replicas": 1, "repl_backlog_size": "10kb"}, faults=faults, duration_s=1.5)
+        spec(redis={**redis, "repl_backlog_size": "10kb"}, faults=cut(1.5), duration_s=2.5)
     )
     assert len(events_of(tiny, "full_resync")) == 1
     assert tiny.summary["messages"]["lost"] == 0
