@@ -186,7 +186,7 @@ def _connect(scheduler: Any, workers: int | None) -> tuple[Any, Callable[[], Non
             n_workers=workers or usable_cpus(),
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # its HTTP server on a free port (8787 may be taken)
         )
         client = Client(cluster)
 

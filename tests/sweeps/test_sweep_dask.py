@@ -18,10 +18,11 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[object]:
-    """An in-process cluster: one worker with two threads (no process start-up, no ports)."""
+    """An in-process cluster: one worker with two threads (no process start-up; the
+    scheduler's HTTP server on a free port, not 8787, which another test may hold)."""
     with (
         distributed.LocalCluster(
-            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=":0"
         ) as cluster,
         distributed.Client(cluster) as client,
     ):
