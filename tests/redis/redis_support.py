@@ -52,6 +52,21 @@ def loop_stats(result: Result) -> dict[str, Any]:
     return json.loads(row["detail"].iloc[0])
 
 
+def lag_then_power_loss(delay_ms: float, crash_s: float) -> list[dict[str, Any]]:
+    """Replication lag = a network delay on the replicas' links from 0.5 s; the master then
+    loses power at `crash_s` (the faults of the failover-loss tests)."""
+    return [
+        {
+            "at_s": 0.5,
+            "kind": "delay",
+            "target": "replicas",
+            "delay_ms": delay_ms,
+            "duration_s": 1.4,
+        },
+        {"at_s": crash_s, "kind": "power_loss", "target": "primary", "duration_s": 10.0},
+    ]
+
+
 def run_cluster(data: dict[str, Any], seed: int | None = None) -> Result:
     """Run a Redis Cluster scenario and check what every cluster run must satisfy: the fates
     partition the produced messages, and a write answered with an error (CLUSTERDOWN,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from redis_support import events_of, run_redis, spec
+from redis_support import events_of, lag_then_power_loss, run_redis, spec
 
 RATE = 2000.0  # writes per second (redis_support default)
 SENTINEL = {"count": 3, "quorum": 2, "down_after_milliseconds": 1000}
@@ -21,17 +21,7 @@ SPLIT = [["redis", "clients", "sentinel1"], ["replica1", "replica2", "sentinel2"
 def _failover_run(delay_ms: float, wait: int = 0) -> Any:
     """Replication lag = a network delay on the replicas' links; the master then loses power."""
     redis = {"replicas": 2, "sentinel": SENTINEL, "client": {"wait_replicas": wait}}
-    faults = [
-        {
-            "at_s": 0.5,
-            "kind": "delay",
-            "target": "replicas",
-            "delay_ms": delay_ms,
-            "duration_s": 1.4,
-        },
-        {"at_s": 1.5, "kind": "power_loss", "target": "primary", "duration_s": 10.0},
-    ]
-    return run_redis(spec(redis=redis, faults=faults, duration_s=4.0))
+    return run_redis(spec(redis=redis, faults=lag_then_power_loss(delay_ms, 1.5), duration_s=4.0))
 
 
 def _lost(result: Any, cause: str = "discarded_on_failover") -> int:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from redis_support import events_of, messages, run_redis, spec
+from redis_support import events_of, lag_then_power_loss, messages, run_redis, spec
 
 from simulator import ScenarioError, load_scenario
 
@@ -37,16 +37,7 @@ def _failover_run(
         "client": {"wait_replicas": wait},
         "ops": {"xautoclaim_min_idle_ms": 1000},
     }
-    faults = [
-        {
-            "at_s": 0.5,
-            "kind": "delay",
-            "target": "replicas",
-            "delay_ms": delay_ms,
-            "duration_s": 1.4,
-        },
-        {"at_s": CRASH_MS / 1000, "kind": "power_loss", "target": "primary", "duration_s": 10.0},
-    ]
+    faults = lag_then_power_loss(delay_ms, CRASH_MS / 1000)
     w = consumers or SLOW_GROUP
     return run_redis(spec(redis=redis, workload=w, faults=faults, duration_s=4.0, seed=seed))
 
