@@ -122,7 +122,7 @@ class RequestQueue:
                 values[split] = rows[name][0]
             self.tail = tail + 1
             return
-        if n > 1 and bool((rows["arrival"][1:] < rows["arrival"][:-1]).any()):
+        if bool((rows["arrival"][1:] < rows["arrival"][:-1]).any()):  # (n > 1 here)
             rows = take_rows(rows, np.argsort(rows["arrival"], kind="stable"))
         self._reserve(n)
         arrival = rows["arrival"]

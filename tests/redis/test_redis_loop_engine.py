@@ -6,7 +6,7 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.redis.commands import IS_WRITE
+from models.redis.commands import GET, IS_WRITE
 from models.redis.loop import LoopCosts, _exact, plan, plan_one
 from models.redis.requests import empty_rows
 
@@ -70,3 +70,46 @@ def test_without_overhead_the_loop_is_lindleys_fifo_queue() -> None:
         finish[i] = t
     last = p.end - 1
     np.testing.assert_allclose(p.exec_end, finish[last], rtol=0, atol=1e-9)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    workload=st.sampled_from(["kv", "list", "stream"]),
+    closed=st.booleans(),
+    retries=st.sampled_from([0, 2]),
+    m=st.integers(1, 40),
+)
+def test_the_scalar_feedback_bound_equals_the_array_one(
+    seed: int, workload: str, closed: bool, retries: int, m: int
+) -> None:
+    # closed loops commit a few rows at a time on a plain-Python copy of the bound; both must
+    # give the same float for any rows (client connections, workers, gave-up, late replies)
+    from simulator import load_scenario
+    from simulator.runner import build
+
+    doc = {
+        "system": {"kind": "redis"},
+        "workload": {"mode": "closed" if closed else "open", "consumers": 1},
+        "redis": {"workload": workload, "client": {"retries": retries}},
+    }
+    _ctx, model = build(load_scenario(doc))
+    clients = model.clients
+    rng = np.random.default_rng(seed)
+    rows = empty_rows(m)
+    rows["reply_delay"][:] = rng.exponential(0.1, m)
+    rows["deadline"][:] = rng.uniform(0.0, 3.0, m)
+    rows["conn"][:] = rng.choice([0, 3, 7, 1_000_000], m)  # clients and a worker connection
+    rows["gave_up"][:] = rng.random(m) < 0.2
+    rows["op"][:] = rng.integers(0, int(IS_WRITE.size), m)
+    end_row = np.sort(rng.uniform(0.0, 2.0, m))
+    # the array path on the same rows, padded with rows that cause nothing (no client's
+    # connection, a GET) so that every m takes it (it serves more than 8 rows)
+    padded = empty_rows(m + 9)
+    for name, values in rows.items():
+        padded[name][:m] = values
+    padded["conn"][m:] = -1
+    padded["op"][m:] = GET
+    padded_end = np.concatenate([end_row, np.full(9, 5.0)])
+    array = clients.feedback_bound(padded, m + 9, padded_end)
+    assert clients._feedback_bound_small(rows, m, end_row) == array
