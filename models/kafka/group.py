@@ -306,6 +306,7 @@ class Group:
         fresh = {p: self.owner[p] is None for p in self.partitions}
         self._assign(target, fresh, reason)
         self.rebalancing = False
+        self.round_waits_for = set()  # a finished round waits for nobody
         again, self.again = self.again, False
         unowned = bool(live) and any(self.owner[p] is None for p in self.partitions)
         if again or unowned:

@@ -95,6 +95,22 @@ def test_crashed_members_partitions_move_to_the_survivor_after_the_session_timeo
     assert json.loads(first["detail"])["assignment"] == {"consumer1": [0, 1, 2]}
 
 
+def test_a_member_that_crashes_a_second_time_is_removed_again_after_its_session() -> None:
+    # consumer0 crashes at 2 s, is back at 4 s (its restart's join round waited for the first
+    # session to expire, at ~8 s), then crashes for good at 12 s: its second session expires at
+    # ~18 s and its partitions move to consumer1 (before the fix the finished round still
+    # "waited" for consumer0 and the second expiry started nothing)
+    crashes = [
+        {"at_s": 2.0, "kind": "consumer_crash", "target": "a_consumer", "duration_s": 2.0},
+        {"at_s": 12.0, "kind": "consumer_crash", "target": "a_consumer"},
+    ]
+    result = _group_run(crashes, scenario__duration_s=30.0)
+    rebalances = events(result, "rebalance")
+    second = rebalances[rebalances["t_ms"] > 12_000.0].iloc[0]
+    assert 18_000.0 <= second["t_ms"] <= 18_000.0 + 1_000.0
+    assert json.loads(second["detail"])["assignment"] == {"consumer1": [0, 1, 2]}
+
+
 def _details(result: Any, kind: str) -> list[dict[str, Any]]:
     return [json.loads(d) for d in events(result, kind)["detail"]]
 
