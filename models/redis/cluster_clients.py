@@ -116,21 +116,7 @@ class ShardClients(Clients):
             # refused connection first costs a CLUSTER SLOTS round trip to another node
             refresh = np.where(status[redirect] == ERR_REFUSED, self._slots_rtt(), 0.0)
             send = np.maximum(reply_at[redirect] + refresh, self.env.now)
-            order = np.argsort(send, kind="stable")
-            moved, send = take_rows(moved, order), send[order]
-            conn = moved["conn"]
-            first = np.r_[True, (conn[1:] != conn[:-1]) | (send[1:] != send[:-1])]
-            again = self.build(
-                moved["op"],
-                moved["msg"],
-                moved["key"],
-                moved["nbytes"],
-                send,
-                conn,
-                first,
-                moved["attempt"],
-            )
-            self.submit(again)
+            self.submit(self.redirected(moved, send))
         keep = ~redirect
         if keep.any():
             super().on_replies(
@@ -209,6 +195,13 @@ class ShardClients(Clients):
             super().submit(rest)
         else:
             self.gated.append(rest)
+
+    def redirected(self, rows: Rows, send: np.ndarray) -> Rows:
+        """The same commands (same attempt) sent to this shard's node at `send` (after -MOVED,
+        -ASK or a refused connection), in send order."""
+        order = np.argsort(send, kind="stable")
+        rows, send = take_rows(rows, order), send[order]
+        return self.rebuild(rows, send, rows["attempt"])
 
 
 class ClusterClients:
@@ -344,7 +337,7 @@ class ClusterClients:
         for index in np.unique(importing).tolist():
             sel = importing == index
             target = self.per_shard[index]
-            again = self._rebuild(target, take_rows(rows, sel), reply_at[sel])
+            again = target.redirected(take_rows(rows, sel), reply_at[sel])
             # ASKING lets the target serve a slot it does not own yet: no -MOVED check there
             Clients.submit(target, again)
 
@@ -374,13 +367,7 @@ class ClusterClients:
         for index in np.unique(owner).tolist():
             sel = owner == index
             clients = self.per_shard[index]
-            clients.submit(self._rebuild(clients, take_rows(rows, sel), send[sel]))
-
-    @staticmethod
-    def _rebuild(clients: ShardClients, rows: Rows, send: np.ndarray) -> Rows:
-        order = np.argsort(send, kind="stable")
-        rows, send = take_rows(rows, order), send[order]
-        return clients.rebuild(rows, send, rows["attempt"])
+            clients.submit(clients.redirected(take_rows(rows, sel), send[sel]))
 
     def network_changed(self) -> None:
         for clients in self.per_shard:

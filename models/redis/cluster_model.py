@@ -180,12 +180,6 @@ class ClusterModel(SystemModel):
             owned = self.slot_map.owners(held) == shard.index
             self.orphaned_keys += int((~owned).sum())
             present = np.sort(values[held[owned]])
-            if self.resharding is not None:
-                # the source's journal still holds the writes of the values MIGRATE carried
-                # away: a crash or failover of the source that dropped that journal suffix
-                # marked them lost, yet they were safe on the target
-                moved = present[np.isin(present, self.resharding.moved_ids())]
-                history.clear_cause(moved[history.cause[moved] != 0])
             history.deliver(present[history.deliveries[present] == 0], now)
         chunk = 1 << 20
         for start in range(0, history.n, chunk):
@@ -195,7 +189,7 @@ class ClusterModel(SystemModel):
             replaced &= history.deliveries[part] == 0
             if replaced.any():
                 history.supersede(start + np.flatnonzero(replaced), "overwritten", now)
-        stats: dict[str, Any] = dict(self.summary())
+        stats: dict[str, Any] = dict(self.summary())  # (typed for ctx.event's keywords)
         self.ctx.event("cluster_stats", "clients", **stats)
 
     def _completion_rate(self) -> float:

@@ -86,8 +86,8 @@ class Resharding:
         self.done_ms: float | None = None
         self.running = False
         self.migrating = 0  # slots in MIGRATING state now
-        self._moved_ids: list[np.ndarray] = []  # message ids whose value a MIGRATE carried
-        self._calls = 0
+        # per source shard: the keys a MIGRATE carried away from it
+        self._carried: dict[int, list[np.ndarray]] = {}
 
     def start(self) -> None:
         if self.spec.slots:
@@ -214,11 +214,10 @@ class Resharding:
         from_target = float(self.net.delay(dst.name, src.name, ADMIN_REPLY_BYTES))
         stall_ms = source_us * self.scale + to_target + target_ms + from_target
         arrival = self.env.now + self._there(src, ADMIN_REQUEST_BYTES + 20 * n)
-        self._calls += 1
-        marker = -1000 - self._calls
+        self.migrate_calls += 1
+        marker = -1000 - self.migrate_calls
         src.submit(_stall_row(arrival, stall_ms, marker))
         dst.submit(_stall_row(arrival + to_target, target_ms, -1))  # RESTORE on the target
-        self.migrate_calls += 1
         self.migrate_stall_ms += stall_ms
         yield self.env.timeout(arrival + stall_ms - self.env.now)
         while True:
@@ -229,12 +228,12 @@ class Resharding:
                 break
             yield self.env.timeout(POLL_MS)
         # the MIGRATE ran: the keys are on the target (RESTORE) and gone from the source (DEL)
-        self.keys_migrated += self._move_keys(src, dst, keys)
+        self.keys_migrated += self._move_keys(source.index, src, dst, keys)
         self._redirect_queued(source, keys, moved=False)
         yield self.env.timeout(self._back(src))
         return True
 
-    def _move_keys(self, src: RedisServer, dst: RedisServer, keys: np.ndarray) -> int:
+    def _move_keys(self, shard: int, src: RedisServer, dst: RedisServer, keys: np.ndarray) -> int:
         """The values move with their message ids; both changes go to the AOF and replicas."""
         now = self.env.now
         source, target = src.store, dst.store
@@ -251,18 +250,19 @@ class Resharding:
         source.memory.delete(keys)
         source.journal.append(ds.encode(keys, ds.DEL))
         source.dirty += n
-        self._moved_ids.append(values)
+        self._carried.setdefault(shard, []).append(keys)
         for server in (src, dst):
             replication = server.model.replication
             if replication is not None and replication.master is server:
                 replication.propagated(now)
         return n
 
-    def moved_ids(self) -> np.ndarray:
-        """Message ids whose value moved to another master (sorted, distinct)."""
-        if not self._moved_ids:
+    def carried_from(self, shard: int) -> np.ndarray:
+        """The keys a MIGRATE carried away from `shard` (sorted, distinct)."""
+        parts = self._carried.get(shard)
+        if not parts:
             return np.zeros(0, dtype=np.int64)
-        return np.unique(np.concatenate(self._moved_ids))
+        return np.unique(np.concatenate(parts))
 
     def _redirect_queued(self, shard: Shard, keys: np.ndarray, moved: bool) -> None:
         """Commands queued at the source for these keys meet -ASK (or -MOVED) instead."""

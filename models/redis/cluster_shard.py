@@ -87,6 +87,17 @@ class Shard:
     def on_worker_replies(self, *_args: Any) -> None:
         """No BRPOP workers or subscribers in a cluster (workload = kv)."""
 
+    def carried_away(self, ids: np.ndarray) -> np.ndarray:
+        """Which of the values `ids` (written here) belong to keys a MIGRATE carried to another
+        master: a journal of this shard that a crash or failover drops does not take them. The
+        last value of such a key lives on the target (in its journal); the earlier ones were
+        overwritten (superseded at the final read), not lost."""
+        resharding = self.cluster.resharding
+        if resharding is None or not ids.size:
+            return np.zeros(ids.size, dtype=bool)
+        keys = self.ctx.history.key[ids]
+        return np.isin(keys, resharding.carried_from(self.index))
+
     # --- observations ----------------------------------------------------------------------------
     def drained(self) -> bool:
         server = self.server

@@ -330,6 +330,10 @@ class RedisModel(SystemModel):
             self.workers.server_down(list(server.store.blocked))
             server.store.blocked.clear()
 
+    def carried_away(self, ids: np.ndarray) -> np.ndarray:
+        """Which of `ids` another server holds (a cluster's MIGRATE; none on one server)."""
+        return np.zeros(ids.size, dtype=bool)
+
     def processing(self, ids: np.ndarray) -> np.ndarray:
         """Which of `ids` a consumer (stream consumer, BRPOP worker) holds and is processing."""
         consumers = self.stream_consumers or self.workers

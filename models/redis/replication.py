@@ -479,6 +479,7 @@ class Replication:
         entries = server.store.journal.entries(diverged_at)
         value, kind, _retry = ds.decode(entries)
         ids = value[kind == ds.WRITE]
+        ids = ids[~self.model.carried_away(ids)]
         if self.consumed and ids.size:
             ids = ids[(self.ctx.history.deliveries[ids] == 0) & ~self.model.processing(ids)]
         if ids.size and record:

@@ -427,6 +427,7 @@ class RedisServer(Node):
         for begin, end, cause in lost:
             value, kind, _retry = ds.decode(self.store.journal.entries(begin, end))
             ids = value[kind == ds.WRITE]
+            ids = ids[~self.model.carried_away(ids)]
             if ids.size:
                 history.lose(ids, cause, self.crashed_at_ms)
         self.store.load(image)

@@ -213,7 +213,8 @@ def test_a_crashed_source_stops_the_resharding_and_keeps_what_had_moved() -> Non
     # no persistence: the restarted source comes back empty (its keys are lost, cause
     # no_persistence), but the keys MIGRATE had carried to the target are not
     crash = {"at_s": 2.0, "kind": "crash", "target": "shard_0", "duration_s": 1.0}
-    result = run_cluster(_three_masters_one_new([crash]), seed=1)
+    data = _three_masters_one_new([crash])
+    result = run_cluster(data, seed=1)
     model = result.summary["model"]
     ((_t, aborted),) = events_of(result, "reshard_aborted")
     assert 0 < model["slots_migrated"] == aborted["slots_migrated"] < 4000
@@ -221,3 +222,9 @@ def test_a_crashed_source_stops_the_resharding_and_keeps_what_had_moved() -> Non
     messages = result.summary["messages"]
     assert set(messages["lost_by_cause"]) == {"no_persistence"}
     assert messages["anomalies"]["resurrected"] == 0
+    # what was lost is only what stayed on the source: no key of a slot that had moved (the
+    # source's lowest-numbered slots go first), even one overwritten later on the target
+    lost = result.messages.loc[lambda df: df["fate"] == "lost", "key"].to_numpy()
+    keys = int(data["workload"]["keys"])
+    slots = SlotMap(3, keys, empty_masters=1).slots(lost)
+    assert lost.size > 0 and int(slots.min()) >= model["slots_migrated"]
