@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.redis import dataset as ds
-from models.redis.commands import GET, SET
+from models.redis.commands import GET
 from models.redis.replies import WORKER_BASE
 from models.redis.store import ERR_MASTERDOWN, OK
 from simulator import history as hist
@@ -60,14 +60,11 @@ class ReplicaReads:
         self._value: list[np.ndarray] = []
         self._replica: list[np.ndarray] = []
         self.errors = 0
-        # a replica resumed from a pause: (when, its offset then); it works through the
-        # replication stream that waited in its socket at its command speed, while answering
-        # the reads that waited too (which therefore see the data of the pause)
+        # a replica resumed from a pause: (when, its offset then). The reads that waited in
+        # its socket run in its first iterations, beside the first chunk of the replication
+        # stream that waited too: they see the data of the pause's start. The rest of the
+        # backlog is applied within milliseconds (~1 us a SET), as `link.offset` assumes.
         self._resumed: dict[str, tuple[float, int]] = {}
-        costs = replication.model.costs
-        self.apply_ms = float(
-            costs.parse_ms + costs.exec_ms[SET] + replication.model.value_bytes * costs.byte_ms
-        )
         # execution order of every write the cursor passed (-1: never reached every replica)
         self.order = np.full(0, -1, dtype=np.int64)
         self._next_order = 0
@@ -163,11 +160,7 @@ class ReplicaReads:
         resumed = self._resumed.get(name)
         if resumed is not None:
             at, offset = resumed
-            # reads that waited through the pause run in the first iterations, beside the
-            # first chunks of the stream; later ones see it applied at the command speed
-            applied = offset + np.floor((executed - at) / self.apply_ms).astype(np.int64)
-            applied = np.where(arrived <= at, offset, np.maximum(applied, offset))
-            seen = np.where(executed >= at, np.minimum(seen, applied), seen)
+            seen = np.where(arrived <= at, np.minimum(seen, offset), seen)
         return seen
 
     def resumed(self, server: RedisServer) -> None:
@@ -215,8 +208,11 @@ class ReplicaReads:
             net = replication.net.link(replication.master.name, name)
             lowest.append(replication.sent_by(link.server.free_ms - net.base_ms))
             resumed = self._resumed.get(name)
-            if resumed is not None and link.server.queue.count_before(resumed[0], inclusive=True):
-                lowest.append(resumed[1])  # reads that waited through its pause
+            if resumed is not None:
+                if link.server.queue.count_before(resumed[0], inclusive=True):
+                    lowest.append(resumed[1])  # reads that waited through its pause
+                else:
+                    del self._resumed[name]  # they have all run
         target = min(lowest)
         if target <= self.cursor:
             return

@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from redis_support import run_redis, spec
+from redis_support import lag_then_power_loss, run_redis, spec
 
 from simulator import ScenarioError, load_scenario
 
@@ -89,9 +89,10 @@ def test_replica_serve_stale_data_no_answers_masterdown_once_repl_timeout_passed
     workload = {"rate_per_s": 4000.0, "keys": 1000}
     result = run_redis(spec(redis=redis, faults=cut, duration_s=4.0, workload=workload))
     reads = result.summary["model"]
-    # ~2000 reads/s, half to replica1: ~1000 errors for the second after the timeout (+-3 sigma
-    # ~ +-95; the replica looks at its link every 100 ms)
-    assert 800 <= reads["read_errors"] <= 1250
+    # ~2000 reads/s, half to replica1: ~1000 errors for the second after the timeout (Poisson
+    # +-3 sigma ~ +-95), plus up to one replication tick (10 ms, ~20 reads) at the timeout and
+    # the heal, and the reads' random split between the replicas (binomial, +-3 sigma ~ +-70)
+    assert 830 <= reads["read_errors"] <= 1170
     # and stale reads in the first second only: stale by less than that second
     assert reads["stale_reads"] > 0
     assert reads["stale_read_staleness_ms_p99"] <= 1150.0
@@ -103,10 +104,7 @@ def test_reads_from_the_master_are_stale_after_a_failover_lost_acknowledged_writ
         "sentinel": {"count": 3, "quorum": 2, "down_after_milliseconds": 1000},
         "ops": {"read_ratio": 0.5},
     }
-    faults = [
-        {"at_s": 0.5, "kind": "delay", "target": "replicas", "delay_ms": 100.0, "duration_s": 1.4},
-        {"at_s": 1.5, "kind": "power_loss", "target": "primary", "duration_s": 10.0},
-    ]
+    faults = lag_then_power_loss(100.0, 1.5)
     result = run_redis(
         spec(redis=redis, faults=faults, duration_s=4.0, workload={"rate_per_s": 4000.0})
     )
