@@ -205,14 +205,10 @@ class PartitionReplica:
 
     # --- follower progress, high watermark --------------------------------------------------------
     def follower_fetched(
-        self, follower: int, fetch_offset: int, now: float, state: FollowerState | None = None
+        self, follower: int, fetch_offset: int, now: float, state: FollowerState
     ) -> None:
-        """Record a follower's fetch position (Replica.updateFetchState); `state`: its
-        FollowerState if the caller looked it up already."""
-        if state is None:
-            state = self.followers.get(follower)
-            if state is None:
-                return
+        """Record a follower's fetch position (Replica.updateFetchState); `state` is its
+        FollowerState (the leader knows every follower of the partition)."""
         log = self.log
         leo = log.leo
         if fetch_offset >= leo:
