@@ -18,7 +18,17 @@ def test_every_benchmark_module_registers_without_error() -> None:
         "linearity_redis",
         "redis_kv_aof_everysec",
         "kafka_12m",
+        "floor_kafka_12m",
     } <= set(registry)
+
+
+def test_floor_benchmark_passes_every_message_through_with_fixed_delays_only() -> None:
+    # the floor is kafka_12m's workload through a null system: every message produced is
+    # delivered, acknowledged 1 ms and delivered 2 ms after its intended send time
+    m = measure("floor_kafka_12m", reps=1, quick=True)
+    assert m.messages[0] > 100_000
+    assert m.extra["ack_p50_ms"] == [1.0]
+    assert m.extra["e2e_p50_ms"] == [2.0]
 
 
 def test_playground_benchmark_splits_the_wait_into_simulate_check_and_figures() -> None:
