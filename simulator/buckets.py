@@ -16,28 +16,129 @@ if TYPE_CHECKING:
 _CHUNK = 1 << 20  # elements per step of the chunked loops (bounded temporaries)
 
 
+# Order statistics by counting: a float32 >= 0 orders like its bits, so counting values in
+# cells of (group, leading bits) and sorting only the few values in the cells that hold the
+# wanted ranks gives exactly the values a sort (or np.partition) would put at those ranks.
+_COUNTING_MIN = 1 << 14  # fewer values: partitioning is as fast
+_MAX_CELLS = 1 << 18  # 2 MB of counts
+_SORT_AT_MOST = 1 << 14  # values in the wanted cells sorted at most, beyond 1/16 of all
+_FLOAT32_INF_BITS = 0x7F800000
+
+
+class _Cells:
+    """Values counted per (group, leading bits) cell; `None` from `of` when not applicable."""
+
+    def __init__(self, bits: np.ndarray, key: np.ndarray, counts: np.ndarray, n_groups: int):
+        self.bits, self.key, self.counts = bits, key, counts
+        self.per_group = counts.reshape(n_groups, -1).sum(axis=1)
+
+    @classmethod
+    def of(
+        cls, values: np.ndarray, groups: np.ndarray | None, n_groups: int, chunk: int = _CHUNK
+    ) -> _Cells | None:
+        """Count `values` (float32, >= 0, no NaN or -0.0) per group (0 .. n_groups - 1)."""
+        if values.dtype != np.float32 or values.size == 0 or not values.flags.c_contiguous:
+            return None
+        if groups is not None and (int(groups.min()) < 0 or int(groups.max()) >= n_groups):
+            return None
+        bits = values.view(np.uint32)
+        low, high = int(bits.min()), int(bits.max())
+        if high > _FLOAT32_INF_BITS:  # a sign bit (negative or -0.0) or NaN
+            return None
+        shift = 0
+        while n_groups * ((high >> shift) - (low >> shift) + 1) > _MAX_CELLS:
+            shift += 1
+            if shift > 32:
+                return None
+        width = (high >> shift) - (low >> shift) + 1
+        key = np.empty(bits.size, dtype=np.int32)
+        counts = np.zeros(n_groups * width, dtype=np.int64)
+        for start in range(0, bits.size, chunk):
+            part = key[start : start + chunk]
+            np.right_shift(bits[start : start + chunk], np.uint32(shift), out=part.view(np.uint32))
+            part -= np.int32(low >> shift)
+            if groups is not None:
+                part += groups[start : start + chunk].astype(np.int32) * np.int32(width)
+            counts += np.bincount(part, minlength=counts.size)
+        return cls(bits, key, counts, n_groups)
+
+    def at_ranks(self, ranks: np.ndarray, chunk: int = _CHUNK) -> np.ndarray | None:
+        """Values at these ranks of the (group, value) order; None if too many to sort."""
+        ends = np.cumsum(self.counts)
+        cell = np.searchsorted(ends, ranks, side="right")
+        within = ranks - (ends[cell] - self.counts[cell])
+        cells = np.unique(cell)
+        if int(self.counts[cells].sum()) > max(_SORT_AT_MOST, self.bits.size // 16):
+            return None  # a few cells hold most values (many equal ones): partition instead
+        wanted = np.zeros(self.counts.size, dtype=bool)
+        wanted[cells] = True
+        picked = []
+        for start in range(0, self.key.size, chunk):
+            key = self.key[start : start + chunk]
+            at = np.flatnonzero(wanted[key])
+            sort_key = key[at].astype(np.uint64) << np.uint64(32)
+            sort_key |= self.bits[start : start + chunk][at]
+            picked.append(sort_key)
+        ordered = np.sort(np.concatenate(picked))
+        ordered_cells = (ordered >> np.uint64(32)).astype(np.int64)
+        position = np.searchsorted(ordered_cells, cell, side="left") + within
+        return ordered[position].astype(np.uint32).view(np.float32)
+
+
+def percentiles(values: np.ndarray, percents: list[float]) -> np.ndarray:
+    """`np.percentile(values, percents)` (linear), bit for bit, by counting rather than sorting.
+
+    The interpolation repeats numpy's own steps (`_quantile`, `_get_indexes`, `_lerp` in
+    numpy/lib/_function_base_impl.py); tests/unit/test_order_statistics.py holds the two equal.
+    """
+    cells = _Cells.of(values, None, 1) if values.size >= _COUNTING_MIN else None
+    if cells is None:
+        return np.percentile(values, percents)
+    n = values.size
+    virtual = (n - 1) * np.true_divide(percents, 100)
+    previous = np.floor(virtual)
+    following = previous + 1
+    above = virtual >= n - 1  # the last value (numpy's index -1)
+    previous[above] = -1
+    following[above] = -1
+    gamma = np.asanyarray(virtual - previous, dtype=virtual.dtype)
+    ranks = np.where(np.r_[previous, following] < 0, n - 1, np.r_[previous, following])
+    found = cells.at_ranks(ranks.astype(np.int64))
+    if found is None:
+        return np.percentile(values, percents)
+    a, b = found[: virtual.size], found[virtual.size :]
+    diff_b_a = b - a
+    result = np.add(a, diff_b_a * gamma)
+    np.subtract(
+        b,
+        diff_b_a * (1 - gamma),
+        out=result,
+        where=gamma >= 0.5,
+        casting="unsafe",
+        dtype=type(result.dtype),
+    )
+    return result
+
+
 def grouped_quantiles(
     groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Quantiles of `values` per group (numpy's linear interpolation), never a loop per value.
 
     Returns (quantiles of shape (len(qs), n_groups), NaN for empty groups; count per group).
-    Values are grouped by a stable (radix) sort, then each non-empty group is partially sorted
-    in place: cheaper than one lexsort over everything, and groups are time buckets, a few
-    hundred.
+    Order statistics come from counting (`_Cells`), else from a stable (radix) sort by group
+    and a partial sort of each group: groups are time buckets, a few hundred.
     """
+    cells = _Cells.of(values, groups, n_groups) if values.size >= _COUNTING_MIN else None
+    if cells is None:
+        counts = np.zeros(n_groups, dtype=np.int64)
+        for start in range(0, groups.size, _CHUNK):  # bincount copies to intp: in chunks
+            counts += np.bincount(groups[start : start + _CHUNK], minlength=n_groups)[:n_groups]
+    else:
+        counts = cells.per_group
     out = np.full((len(qs), n_groups), np.nan)
-    counts = np.zeros(n_groups, dtype=np.int64)
-    for start in range(0, groups.size, _CHUNK):  # bincount copies to intp: in chunks
-        counts += np.bincount(groups[start : start + _CHUNK], minlength=n_groups)[:n_groups]
     if values.size == 0:
         return out, counts
-    if groups.size < 2 or bool((groups[1:] >= groups[:-1]).all()):
-        # messages are mostly produced in time order: their buckets are already grouped
-        ordered = values.copy()
-    else:
-        narrow = groups.astype(np.uint16) if n_groups <= np.iinfo(np.uint16).max else groups
-        ordered = values[np.argsort(narrow, kind="stable")]
     ends = np.cumsum(counts)
     starts = ends - counts
     has = counts > 0
@@ -47,9 +148,31 @@ def grouped_quantiles(
         pos = first + q * (counts[has] - 1)
         lo = np.floor(pos).astype(np.int64)
         reads.append((lo, np.minimum(lo + 1, last), pos))
+    wanted = np.unique(np.concatenate([np.r_[lo, hi] for lo, hi, _ in reads]))
+    found = None if cells is None else cells.at_ranks(wanted)
+    if found is None:
+        ordered = _partially_ordered(groups, values, n_groups, counts, wanted)
+        found = ordered[wanted]
+    for i, (lo, hi, pos) in enumerate(reads):
+        at_lo, at_hi = found[np.searchsorted(wanted, lo)], found[np.searchsorted(wanted, hi)]
+        out[i, has] = at_lo + (at_hi - at_lo) * (pos - lo)
+    return out, counts
+
+
+def _partially_ordered(
+    groups: np.ndarray, values: np.ndarray, n_groups: int, counts: np.ndarray, wanted: np.ndarray
+) -> np.ndarray:
+    """`values` grouped, each group partially sorted so the `wanted` ranks hold their values."""
+    if groups.size < 2 or bool((groups[1:] >= groups[:-1]).all()):
+        # messages are mostly produced in time order: their buckets are already grouped
+        ordered = values.copy()
+    else:
+        narrow = groups.astype(np.uint16) if n_groups <= np.iinfo(np.uint16).max else groups
+        ordered = values[np.argsort(narrow, kind="stable")]
+    ends = np.cumsum(counts)
+    starts = ends - counts
     # only the order statistics the quantiles read are put in place: a partial sort per group
     # (introselect, linear time) gives the same values as a full sort
-    wanted = np.unique(np.concatenate([np.r_[lo, hi] for lo, hi, _ in reads]))
     several = np.flatnonzero(counts > 1)
     begins, stops = starts[several], ends[several]
     cuts = np.searchsorted(wanted, begins).tolist()
@@ -57,9 +180,7 @@ def grouped_quantiles(
     for begin, end, a, b in zip(begins.tolist(), stops.tolist(), cuts, cut_ends, strict=True):
         if b > a:
             ordered[begin:end].partition(wanted[a:b] - begin)
-    for i, (lo, hi, pos) in enumerate(reads):
-        out[i, has] = ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
-    return out, counts
+    return ordered
 
 
 @dataclass(frozen=True)

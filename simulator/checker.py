@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from simulator import history as hist
-from simulator.buckets import BucketLatency, Grid, gauge_by_bucket
+from simulator.buckets import BucketLatency, Grid, gauge_by_bucket, percentiles
 from simulator.recovery import faults_summary
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ def _stats(latency: np.ndarray) -> dict[str, float | None]:
     keys = [name for name, _ in LATENCY_QUANTILES] + ["max", "mean"]
     if latency.size == 0:
         return dict.fromkeys(keys)
-    qs = np.percentile(latency, [100 * q for _, q in LATENCY_QUANTILES])
+    qs = percentiles(latency, [100 * q for _, q in LATENCY_QUANTILES])
     values = [*qs, latency.max(), latency.mean()]
     return {k: _number(v) for k, v in zip(keys, values, strict=True)}
 
