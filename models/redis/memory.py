@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.redis.commands import KEY_NAME_BYTES
+from models.redis.key_index import PresentKeys
 
 if TYPE_CHECKING:
     from models.redis.config import RedisConfig
@@ -48,6 +49,10 @@ class Memory:
         self.track_access = tracking and ("lru" in self.policy or "lfu" in self.policy)
         self.last_access = np.full(n_keys, -np.inf) if self.track_access else None
         self.lfu = np.full(n_keys, LFU_INIT_VAL, dtype=np.float64) if self.track_access else None
+        # allkeys-* policies sample among all present keys: kept as an index (volatile-* ones
+        # sample among keys with a TTL and scan for them)
+        allkeys = tracking and not self.policy.startswith("volatile")
+        self.present = PresentKeys(n_keys) if allkeys else None
 
     # --- accounting ----------------------------------------------------------------------------
     @property
@@ -77,16 +82,22 @@ class Memory:
         old = np.where(present, self.size[keys] + self.overhead, 0)
         self.size[keys] = nbytes
         self.workload_bytes += int((nbytes + self.overhead).sum() - old.sum())
+        if self.present is not None:
+            self.present.add(keys)
 
     def delete(self, keys: np.ndarray) -> None:
         self.workload_bytes -= int((self.size[keys] + self.overhead).sum())
         self.size[keys] = 0
+        if self.present is not None:
+            self.present.remove(keys)
 
     def reset(self, background_keys: int) -> None:
         self.size[:] = 0
         self.workload_bytes = 0
         self.list_bytes = 0
         self.background_keys = background_keys
+        if self.present is not None:
+            self.present.clear()
 
     # --- access tracking (LRU clock, LFU counter) -----------------------------------------------
     def touch(self, keys: np.ndarray, t_ms: float) -> None:
@@ -114,20 +125,23 @@ class Memory:
         return counter
 
     # --- eviction --------------------------------------------------------------------------------
-    def pick_victim(self, present: np.ndarray, expire_at: np.ndarray, t_ms: float) -> int | None:
+    def pick_victim(self, value: np.ndarray, expire_at: np.ndarray, t_ms: float) -> int | None:
         """One key to evict by sampling; -1 means a key of the initial dataset; None: nothing.
 
-        `present` is a boolean mask over workload keys; `expire_at` their expiry (inf = no TTL).
+        `value` is the value id of each workload key (-1: absent); `expire_at` their expiry
+        (inf = no TTL). A sample is a position among the candidate keys in key order.
         """
-        volatile = self.policy.startswith("volatile")
-        candidates = present & np.isfinite(expire_at) if volatile else present
-        n_work = int(candidates.sum())
-        n_bg = 0 if volatile else self.background_keys
+        if self.present is not None:
+            n_work, n_bg = self.present.count, self.background_keys
+            kth = self.present.kth
+        else:  # volatile-*: the keys with a TTL
+            workload_idx = np.flatnonzero((value >= 0) & np.isfinite(expire_at))
+            n_work, n_bg = int(workload_idx.size), 0
+            kth = workload_idx.item
         if n_work + n_bg == 0:
             return None
         draws = self.rng.integers(0, n_work + n_bg, size=self.samples)
-        workload_idx = np.flatnonzero(candidates)
-        picks = [int(workload_idx[d]) if d < n_work else -1 for d in draws]
+        picks = [kth(d) if d < n_work else -1 for d in draws.tolist()]
         if self.policy.endswith("random"):
             return picks[0]
         if self.policy.endswith("lru"):

@@ -484,7 +484,7 @@ class Store:
             return False
         live = self.live
         while memory.over_limit():
-            victim = memory.pick_victim(live.value >= 0, live.expire_at, t_ms)
+            victim = memory.pick_victim(live.value, live.expire_at, t_ms)
             if victim is None:
                 return False
             if victim < 0:

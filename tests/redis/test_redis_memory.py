@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from redis_support import loop_stats, run_redis, spec
 
 from models.redis.config import RedisConfig
+from models.redis.key_index import PresentKeys
 from models.redis.memory import BASELINE_BYTES, Memory
 
 # 10 000 keys x (100-byte values + ~88 bytes of key overhead): ~1.9 MB when all are present
@@ -43,10 +46,33 @@ def test_lru_sampling_prefers_the_idlest_keys() -> None:
     memory.background_keys = 0
     assert memory.last_access is not None
     memory.last_access[:] = np.arange(1000.0)  # key k was last used at time k
-    present = np.ones(1000, dtype=bool)
-    victims = [memory.pick_victim(present, np.full(1000, np.inf), 2000.0) for _ in range(2000)]
+    keys = np.arange(1000)
+    memory.set_values(keys, np.full(1000, 100), np.zeros(1000, dtype=bool))  # every key present
+    victims = [memory.pick_victim(keys, np.full(1000, np.inf), 2000.0) for _ in range(2000)]
     # the best of 5 uniform samples: its expected rank is 1/6 of the key space (~167)
     assert np.mean(victims) == pytest.approx(1000 / 6, rel=0.1)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n_keys=st.integers(1, 300),
+    changes=st.lists(
+        st.tuples(st.booleans(), st.lists(st.integers(0, 299), min_size=1, max_size=100)),
+        max_size=30,
+    ),
+)
+def test_the_present_key_index_finds_the_same_keys_as_a_scan(
+    n_keys: int, changes: list[tuple[bool, list[int]]]
+) -> None:
+    index = PresentKeys(n_keys)
+    present = np.zeros(n_keys, dtype=bool)
+    for add, key_list in changes:
+        keys = np.array(key_list) % n_keys
+        (index.add if add else index.remove)(keys)
+        present[keys] = add
+        scanned = np.flatnonzero(present)
+        assert index.count == scanned.size
+        assert [index.kth(d) for d in range(index.count)] == scanned.tolist()
 
 
 def test_cache_aside_hit_ratio_grows_with_key_popularity() -> None:
