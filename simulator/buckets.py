@@ -28,9 +28,12 @@ _FLOAT32_INF_BITS = 0x7F800000
 class _Cells:
     """Values counted per (group, leading bits) cell; `None` from `of` when not applicable."""
 
-    def __init__(self, bits: np.ndarray, key: np.ndarray, counts: np.ndarray, n_groups: int):
+    def __init__(
+        self, bits: np.ndarray, key: np.ndarray, counts: np.ndarray, n_groups: int, low: int
+    ):
         self.bits, self.key, self.counts = bits, key, counts
         self.per_group = counts.reshape(n_groups, -1).sum(axis=1)
+        self.low = low  # bits of the lowest value, when every cell holds one value; else -1
 
     @classmethod
     def of(
@@ -60,12 +63,15 @@ class _Cells:
             if groups is not None:
                 part += groups[start : start + chunk].astype(np.int32) * np.int32(width)
             counts += np.bincount(part, minlength=counts.size)
-        return cls(bits, key, counts, n_groups)
+        return cls(bits, key, counts, n_groups, low if shift == 0 else -1)
 
     def at_ranks(self, ranks: np.ndarray, chunk: int = _CHUNK) -> np.ndarray | None:
         """Values at these ranks of the (group, value) order; None if too many to sort."""
         ends = np.cumsum(self.counts)
         cell = np.searchsorted(ends, ranks, side="right")
+        if self.low >= 0:  # a cell per value: the cell says the value
+            width = self.counts.size // self.per_group.size
+            return (cell % width + self.low).astype(np.uint32).view(np.float32)
         within = ranks - (ends[cell] - self.counts[cell])
         cells = np.unique(cell)
         if int(self.counts[cells].sum()) > max(_SORT_AT_MOST, self.bits.size // 16):
