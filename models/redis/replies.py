@@ -153,12 +153,19 @@ class ClientReplies:
         now = self.env.now
         msg, attempt = rows["msg"], rows["attempt"]
         deadline, gave_up = rows["deadline"], rows["gave_up"]
-        if self._all_acknowledged(reply_at, deadline, gave_up, status):
+        if self._all_answered(reply_at, deadline, gave_up, status):
+            # nothing to fail, doubt or retry: acknowledge, fill the cache, send the next ones
             has_msg = msg >= 0
             if has_msg.all():
                 self._ack(msg, reply_at)
             elif has_msg.any():
                 self._ack(msg[has_msg], reply_at[has_msg])
+            if self.kind == "cache":
+                self._cache_replies(rows, reply_at, None, status, aux)
+            if self.closed:
+                last = rows["last"]
+                if last.any():
+                    self._next_requests(rows["conn"][last], reply_at[last] + self.think_ms)
             return
         answered = (reply_at <= deadline) & ~gave_up & np.isfinite(reply_at)
         timed_out = ~answered & ~gave_up
@@ -197,14 +204,22 @@ class ClientReplies:
                 keep = np.array([c not in retried_conns for c in conns.tolist()], dtype=bool)
                 self._next_requests(conns[keep], at[keep])
 
-    def _all_acknowledged(
-        self, reply_at: np.ndarray, deadline: np.ndarray, gave_up: np.ndarray, status: np.ndarray
+    @staticmethod
+    def _all_answered(
+        reply_at: np.ndarray, deadline: np.ndarray, gave_up: np.ndarray, status: np.ndarray
     ) -> bool:
-        """Every reply is an OK in time and the client does nothing more with it (fast path)."""
+        """Every reply is an OK or a nil, in time for a client still waiting (fast path)."""
+        if status.size <= _SMALL_ROWS:
+            return (
+                not any(gave_up.tolist())
+                and all(s in (OK, MISS) for s in status.tolist())
+                and all(
+                    r <= d and r < np.inf
+                    for r, d in zip(reply_at.tolist(), deadline.tolist(), strict=True)
+                )
+            )
         return (
-            not self.closed
-            and self.kind != "cache"
-            and not (status != OK).any()
+            not ((status != OK) & (status != MISS)).any()
             and not gave_up.any()
             and bool((reply_at <= deadline).all())
             and bool(np.isfinite(reply_at).all())
@@ -219,43 +234,61 @@ class ClientReplies:
         self.submit(self.rebuild(rows, send, rows["attempt"] + 1))
 
     def _cache_replies(
-        self, rows: Rows, reply_at: np.ndarray, ok: np.ndarray, status: np.ndarray, aux: np.ndarray
+        self,
+        rows: Rows,
+        reply_at: np.ndarray,
+        ok: np.ndarray | None,
+        status: np.ndarray,
+        aux: np.ndarray,
     ) -> None:
-        gets = ok & (rows["op"] == CACHE_GET)
-        if not gets.any():
+        """Hits deliver the value's fill; misses make the client SET it (`ok` None: all OK)."""
+        gets: list[int] | np.ndarray  # row positions
+        hits: list[int] | np.ndarray
+        misses: list[int] | np.ndarray
+        if status.size <= _SMALL_ROWS:  # (a few replies: Python lists beat numpy masks)
+            ops, codes, found = rows["op"].tolist(), status.tolist(), aux.tolist()
+            oks = [True] * len(ops) if ok is None else ok.tolist()
+            gets = [i for i, op in enumerate(ops) if op == CACHE_GET and oks[i]]
+            hits = [i for i in gets if codes[i] == OK and found[i] >= 0]
+            misses = [i for i in gets if codes[i] == MISS]
+        else:
+            is_get = rows["op"] == CACHE_GET
+            get = is_get if ok is None else ok & is_get
+            gets = np.flatnonzero(get)
+            hits = np.flatnonzero(get & (status == OK) & (aux >= 0))
+            misses = np.flatnonzero(get & (status == MISS))
+        if not len(gets):
             return
-        hits = gets & (status == OK) & (aux >= 0)
-        self.gets += int(gets.sum())
-        self.hits += int(hits.sum())
-        if hits.any():
-            # the application used the cached value: the fill that put it there is delivered
-            ids = aux[hits]
-            fresh = self.history.deliveries[ids] == 0
-            if fresh.any():
-                uniq, pos = np.unique(ids[fresh], return_index=True)
-                self.history.deliver(uniq, reply_at[hits][fresh][pos])
-        misses = gets & (status == MISS)
-        if misses.any() and self.producing:
-            # cache-aside: on a miss the application loads the value and SETs it with a TTL
-            at = reply_at[misses]
-            keys = rows["key"][misses]
-            op = np.full(at.size, CACHE_SET, dtype=np.int8)
+        self.gets += len(gets)
+        self.hits += len(hits)
+        if len(hits):
+            self._deliver_fills(aux[hits], reply_at[hits])
+        if len(misses) and self.producing:
+            self._fill(reply_at[misses], rows["key"][misses], rows["conn"][misses])
+
+    def _deliver_fills(self, ids: np.ndarray, reply_at: np.ndarray) -> None:
+        """The application used the cached values: the fills that put them there are delivered."""
+        deliveries = self.history.deliveries
+        if ids.size == 1:
+            if deliveries[ids[0]] == 0:
+                self.history.deliver(ids, reply_at)
+            return
+        fresh = deliveries[ids] == 0
+        if fresh.any():
+            uniq, pos = np.unique(ids[fresh], return_index=True)
+            self.history.deliver(uniq, reply_at[fresh][pos])
+
+    def _fill(self, at: np.ndarray, keys: np.ndarray, conns: np.ndarray) -> None:
+        """Cache-aside: on a miss the application loads the value and SETs it with a TTL."""
+        n = at.size
+        if n > 1:
             order = np.argsort(at, kind="stable")
-            at, keys = at[order], keys[order]
-            first = self.history.produce(at, keys)
-            msg = first + np.arange(at.size)
-            sizes = np.full(at.size, self.spec.value_bytes)
-            self.submit(
-                self.build(
-                    op,
-                    msg,
-                    keys,
-                    sizes,
-                    at,
-                    rows["conn"][misses][order],
-                    np.ones(at.size, dtype=bool),
-                )
-            )
+            at, keys, conns = at[order], keys[order], conns[order]
+        first = self.history.produce(at, keys)
+        msg = first + np.arange(n)
+        op = np.full(n, CACHE_SET, dtype=np.int8)
+        sizes = np.full(n, self.spec.value_bytes)
+        self.submit(self.build(op, msg, keys, sizes, at, conns, np.ones(n, dtype=bool)))
 
     # --- timing the server must respect -----------------------------------------------------------------
     def feedback_bound(self, rows: Rows, m: int, end_row: np.ndarray) -> float:

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.redis.commands import GET, IS_WRITE
+from models.redis.commands import CACHE_GET, GET, IS_WRITE, SET
 from models.redis.loop import LoopCosts, _exact, plan, plan_one
+from models.redis.replies import ClientReplies
 from models.redis.requests import empty_rows
+from models.redis.store import ERR_OOM, MISS, OK
 
 
 def make_rows(seed: int, n: int, rate_per_ms: float, pipeline: int) -> dict:
@@ -113,3 +117,81 @@ def test_the_scalar_feedback_bound_equals_the_array_one(
     padded_end = np.concatenate([end_row, np.full(9, 5.0)])
     array = clients.feedback_bound(padded, m + 9, padded_end)
     assert clients._feedback_bound_small(rows, m, end_row) == array
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 8))
+def test_the_scalar_all_answered_check_equals_the_array_one(seed: int, m: int) -> None:
+    # a few replies are checked with Python lists; padded with replies that are answered in
+    # time (which change nothing), the same rows take the array path
+    rng = np.random.default_rng(seed)
+    reply_at = np.where(rng.random(m) < 0.1, np.inf, rng.uniform(0.0, 2.0, m))
+    deadline = np.where(rng.random(m) < 0.3, np.inf, rng.uniform(1.0, 3.0, m))
+    gave_up = rng.random(m) < 0.1
+    status = np.where(rng.random(m) < 0.7, OK, rng.integers(0, 13, m)).astype(np.int8)
+    pad = 9
+    array = ClientReplies._all_answered(
+        np.r_[reply_at, np.zeros(pad)],
+        np.r_[deadline, np.ones(pad)],
+        np.r_[gave_up, np.zeros(pad, dtype=bool)],
+        np.r_[status, np.full(pad, OK, dtype=np.int8)],
+    )
+    assert ClientReplies._all_answered(reply_at, deadline, gave_up, status) == array
+
+
+class _CacheClient(ClientReplies):
+    """The cache-aside reactions of `ClientReplies`, recording what they deliver and send."""
+
+    kind = "cache"
+
+    def __init__(self, delivered: np.ndarray):
+        self.producing = True
+        self.gets = self.hits = 0
+        self.spec = SimpleNamespace(value_bytes=100)
+        self.log: list[tuple] = []
+        log = self.log
+        self.history = SimpleNamespace(
+            deliveries=delivered,
+            deliver=lambda ids, t: log.append(("deliver", ids.tolist(), t.tolist())),
+            produce=lambda at, keys: log.append(("produce", at.tolist(), keys.tolist())) or 500,
+        )
+
+    def build(self, *columns: np.ndarray, **_options: object) -> dict:
+        names = ("op", "msg", "key", "nbytes", "send", "conn", "first")
+        return dict(zip(names, columns, strict=True))
+
+    def submit(self, rows: dict, src: str = "clients") -> None:
+        self.log.append(("submit", {name: v.tolist() for name, v in rows.items()}))
+
+
+@settings(max_examples=60, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 8), all_ok=st.booleans())
+def test_the_scalar_cache_replies_equal_the_array_ones(seed: int, m: int, all_ok: bool) -> None:
+    # hits deliver their fill once, misses SET the value: on Python lists for a few replies,
+    # on numpy masks for more (padded with replies that are not GETs, which change nothing)
+    rng = np.random.default_rng(seed)
+    delivered = (rng.random(20) < 0.5).astype(np.int64)
+    rows = empty_rows(m)
+    rows["op"][:] = np.where(rng.random(m) < 0.8, CACHE_GET, SET)
+    rows["key"][:] = rng.integers(0, 5, m)
+    rows["conn"][:] = rng.integers(0, 4, m)
+    reply_at = rng.choice([1.0, 1.5, 2.0], m)
+    status = rng.choice(np.array([OK, MISS, ERR_OOM], dtype=np.int8), m)
+    aux = np.where(status == OK, rng.integers(-1, 20, m), -1)
+    ok = None if all_ok else rng.random(m) < 0.8
+    small = _CacheClient(delivered)
+    small._cache_replies(rows, reply_at, ok, status, aux)
+    pad = 9
+    padded = empty_rows(m + pad)
+    for name, values in rows.items():
+        padded[name][:m] = values
+    padded["op"][m:] = SET
+    array = _CacheClient(delivered)
+    array._cache_replies(
+        padded,
+        np.r_[reply_at, np.ones(pad)],
+        None if ok is None else np.r_[ok, np.ones(pad, dtype=bool)],
+        np.r_[status, np.full(pad, OK, dtype=np.int8)],
+        np.r_[aux, np.full(pad, -1)],
+    )
+    assert (small.log, small.gets, small.hits) == (array.log, array.gets, array.hits)
