@@ -40,9 +40,9 @@ class PresentKeys:
 
     def _change(self, keys: np.ndarray, flag: int) -> None:
         if keys.size > _BULK_KEYS:
-            flags = np.frombuffer(self._flags, dtype=np.uint8)
-            flags[keys] = flag
-            self.count = int(np.count_nonzero(flags))
+            view = np.frombuffer(self._flags, dtype=np.uint8)
+            view[keys] = flag
+            self.count = int(np.count_nonzero(view))
             self._stale = True
             return
         flags, tree, n = self._flags, self._tree, self.n_keys

@@ -15,6 +15,7 @@ the counter decays by one per `lfu-decay-time` minutes of idleness.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -131,6 +132,7 @@ class Memory:
         `value` is the value id of each workload key (-1: absent); `expire_at` their expiry
         (inf = no TTL). A sample is a position among the candidate keys in key order.
         """
+        kth: Callable[[int], int]
         if self.present is not None:
             n_work, n_bg = self.present.count, self.background_keys
             kth = self.present.kth
