@@ -295,7 +295,7 @@ class ClientReplies:
         """Earliest arrival of a request that the replies of the first `m` rows can cause."""
         if not self.feedback:
             return np.inf
-        if m <= _SMALL_ROWS and self.kind != "cache":
+        if m <= _SMALL_ROWS:
             return self._feedback_bound_small(rows, m, end_row)
         reply_at = end_row + rows["reply_delay"][:m]
         conn = rows["conn"][:m]
@@ -337,6 +337,13 @@ class ClientReplies:
         listy_kind = self.kind in ("list", "stream")
         not_serving = self.retries and self.model.server.serving != "serving"
         cycle = self.model.consumer_cycle_ms if listy_kind else np.inf
+        cache = self.kind == "cache"
+        if cache:  # (as `_may_miss`)
+            store = self.model.server.store
+            value, expire_at = store.live.value, store.live.expire_at
+            keys = rows["key"][:m].tolist()
+            evicts = store.memory.limited
+        wrote = False  # a write ran before (under maxmemory it may evict a GET's key)
         bound = np.inf
         for i in range(m):
             end = ends[i]
@@ -353,6 +360,11 @@ class ClientReplies:
                         bound = min(bound, reply_at + self.backoff_ms)
             if listy_kind and (ops[i] == LPUSH or ops[i] == XADD or conn >= WORKER_BASE):
                 bound = min(bound, end + cycle)
+            if cache:
+                if ops[i] != CACHE_GET:
+                    wrote = True
+                elif (evicts and wrote) or not (value[keys[i]] >= 0 and expire_at[keys[i]] > end):
+                    bound = min(bound, end + delays[i])  # a miss: the client SETs at once
         return bound
 
     def _may_miss(self, rows: Rows, m: int, gets: np.ndarray, end_row: np.ndarray) -> np.ndarray:

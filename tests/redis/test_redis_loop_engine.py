@@ -79,33 +79,39 @@ def test_without_overhead_the_loop_is_lindleys_fifo_queue() -> None:
 @settings(max_examples=60, deadline=None)
 @given(
     seed=st.integers(0, 10_000),
-    workload=st.sampled_from(["kv", "list", "stream"]),
+    workload=st.sampled_from(["kv", "list", "stream", "cache"]),
     closed=st.booleans(),
     retries=st.sampled_from([0, 2]),
     m=st.integers(1, 40),
+    maxmemory=st.sampled_from(["0", "3mb"]),
 )
 def test_the_scalar_feedback_bound_equals_the_array_one(
-    seed: int, workload: str, closed: bool, retries: int, m: int
+    seed: int, workload: str, closed: bool, retries: int, m: int, maxmemory: str
 ) -> None:
     # closed loops commit a few rows at a time on a plain-Python copy of the bound; both must
-    # give the same float for any rows (client connections, workers, gave-up, late replies)
+    # give the same float for any rows (client connections, workers, gave-up, late replies,
+    # cache GETs sure to hit or not)
     from simulator import load_scenario
     from simulator.runner import build
 
     doc = {
         "system": {"kind": "redis"},
-        "workload": {"mode": "closed" if closed else "open", "consumers": 1},
-        "redis": {"workload": workload, "client": {"retries": retries}},
+        "workload": {"mode": "closed" if closed else "open", "consumers": 1, "keys": 10},
+        "redis": {"workload": workload, "client": {"retries": retries}, "maxmemory": maxmemory},
     }
     _ctx, model = build(load_scenario(doc))
     clients = model.clients
     rng = np.random.default_rng(seed)
+    live = model.server.store.live
+    live.value[:] = np.where(rng.random(10) < 0.7, 1, -1)
+    live.expire_at[:] = rng.choice([0.5, 1.5, np.inf], 10)
     rows = empty_rows(m)
+    rows["key"][:] = rng.integers(0, 10, m)
     rows["reply_delay"][:] = rng.exponential(0.1, m)
     rows["deadline"][:] = rng.uniform(0.0, 3.0, m)
     rows["conn"][:] = rng.choice([0, 3, 7, 1_000_000], m)  # clients and a worker connection
     rows["gave_up"][:] = rng.random(m) < 0.2
-    rows["op"][:] = rng.integers(0, int(IS_WRITE.size), m)
+    rows["op"][:] = np.where(rng.random(m) < 0.5, CACHE_GET, rng.integers(0, int(IS_WRITE.size), m))
     end_row = np.sort(rng.uniform(0.0, 2.0, m))
     # the array path on the same rows, padded with rows that cause nothing (no client's
     # connection, a GET) so that every m takes it (it serves more than 8 rows)
