@@ -255,20 +255,13 @@ class Grid:
     def count(self, times: np.ndarray) -> np.ndarray:
         return np.bincount(self.index(times)[0], minlength=self.n)
 
-    def count_offset(self, base: np.ndarray, offset: np.ndarray, chunk: int = _CHUNK) -> np.ndarray:
-        """Counts per bucket of `base + offset` (NaN offsets skipped), in chunks: no full copy."""
-        total = np.zeros(self.n, dtype=np.int64)
-        for start in range(0, base.size, chunk):
-            times = base[start : start + chunk] + offset[start : start + chunk]
-            total += np.bincount(self.index(times)[0], minlength=self.n)
-        return total
-
 
 class BucketLatency:
     """Latency samples bucketed by intended send time, with p50 and p99 per bucket.
 
-    Keeps the finite latencies (4 bytes each), their bucket (4 bytes) and a mask (1 byte);
-    intended times are read back from the history only when a fault needs them.
+    Keeps the finite latencies (4 bytes each), their bucket (2 bytes) and a mask (1 byte), or
+    views of the history's when every latency is finite; intended times are read back from the
+    history only when a fault needs them.
     """
 
     def __init__(
@@ -281,10 +274,13 @@ class BucketLatency:
         """`intended_bucket`: `grid.bucket_of(intended)` if the caller has it (shared)."""
         self.finite = ~np.isnan(latency)
         self._intended = intended
-        self.values = latency[self.finite]
         if intended_bucket is None:
             intended_bucket = grid.bucket_of(intended)
-        self.bucket = intended_bucket[self.finite]  # -1: outside the grid
+        # every message answered (the common case): views, not copies; nobody writes to them
+        self._every = np.count_nonzero(self.finite) == latency.size
+        self.values = latency if self._every else latency[self.finite]
+        # bucket of each sample, -1 outside the grid
+        self.bucket = intended_bucket if self._every else intended_bucket[self.finite]
         inside = self.bucket >= 0
         if inside.all():
             bucket, values = self.bucket, self.values
@@ -294,8 +290,8 @@ class BucketLatency:
 
     @functools.cached_property
     def intended(self) -> np.ndarray:
-        """Intended send times of the samples (a copy: only for per-fault baselines)."""
-        return self._intended[self.finite]
+        """Intended send times of the samples (a copy unless all: only for per-fault baselines)."""
+        return self._intended if self._every else self._intended[self.finite]
 
 
 def gauge_by_bucket(grid: Grid, times: list[float], values: list[float]) -> tuple[np.ndarray, ...]:

@@ -71,16 +71,23 @@ def auto_bucket_ms(duration_ms: float) -> float:
 
 def classify(history: History) -> np.ndarray:
     """One fate code per message id (see the table in docs/checker.md)."""
+    return _classify(history, history.deliveries > 0)
+
+
+def _classify(history: History, delivered: np.ndarray) -> np.ndarray:
     status, cause = history.status, history.cause
-    category = _cause_category_lut(cause)[cause]
     fate = np.full(history.n, IN_FLIGHT, dtype=np.int8)  # acked or pending, nothing else known
     fate[status == hist.FAILED] = FAILED
     fate[status == hist.INDETERMINATE] = INDETERMINATE
-    # lost needs an acknowledgement: an unacknowledged message that vanished keeps its status fate
-    fate[(category == LOST) & (status == hist.ACKED)] = LOST
-    fate[category == SKIPPED] = SKIPPED
-    fate[category == SUPERSEDED] = SUPERSEDED
-    fate[history.deliveries > 0] = DELIVERED
+    with_cause = np.flatnonzero(cause)  # usually few: their category is looked up alone
+    if with_cause.size:
+        category = _cause_category_lut(cause)[cause[with_cause]]
+        # lost needs an acknowledgement: an unacknowledged message that vanished keeps its
+        # status fate
+        fate[with_cause[(category == LOST) & (status[with_cause] == hist.ACKED)]] = LOST
+        fate[with_cause[category == SKIPPED]] = SKIPPED
+        fate[with_cause[category == SUPERSEDED]] = SUPERSEDED
+    fate[delivered] = DELIVERED
     return fate
 
 
@@ -90,8 +97,10 @@ def check(ctx: RunContext) -> Checked:
     history = ctx.history
     duration_ms = float(ctx.duration_ms)
     bucket_ms = float(spec.bucket_ms) if spec.bucket_ms > 0 else auto_bucket_ms(duration_ms)
-    fates = classify(history)
-    counts = np.bincount(fates, minlength=len(FATES))
+    delivered = history.deliveries > 0
+    fates = _classify(history, delivered)
+    # a comparison per fate: cheaper than bincount's copy of every code to a machine integer
+    counts = np.array([np.count_nonzero(fates == f) for f in range(len(FATES))], dtype=np.int64)
     if int(counts.sum()) != history.n:
         raise AssertionError(f"fates add up to {int(counts.sum())}, not {history.n} produced")
 
@@ -105,10 +114,13 @@ def check(ctx: RunContext) -> Checked:
     intended_bucket = grid.bucket_of(intended)  # 2 bytes a message, shared by what follows
     ack_buckets = BucketLatency(grid, intended, ack_latency, intended_bucket)
     e2e_buckets = BucketLatency(grid, intended, e2e_latency, intended_bucket)
+    # answers and deliveries per bucket, and in the measured phase, in one pass each
+    ack_counts = _answer_counts(grid, intended, ack_latency, duration_ms)
+    delivered_counts = _answer_counts(grid, intended, e2e_latency, duration_ms)
     summary: dict[str, Any] = {
-        "messages": _message_counts(history, fates, counts),
+        "messages": _message_counts(history, fates, counts, delivered),
         "latency_ms": {"ack": _stats(ack_buckets.values), "end_to_end": _stats(e2e_buckets.values)},
-        "throughput": _throughput(history, duration_ms),
+        "throughput": _throughput(history, duration_ms, ack_counts[1], delivered_counts[1]),
         "availability": _availability(intended, acked, duration_ms, bucket_ms),
         "faults": faults_summary(ctx, grid, acked, ack_buckets if acked.any() else e2e_buckets),
         "sim_events": len(ctx.events),
@@ -119,7 +131,14 @@ def check(ctx: RunContext) -> Checked:
         summary=summary,
         fates=fates,
         timeseries=_timeseries(
-            history, fates, ctx.gauges, grid, intended_bucket, ack_buckets, e2e_buckets
+            fates,
+            counts,
+            ctx.gauges,
+            grid,
+            intended_bucket,
+            (ack_counts[0], delivered_counts[0]),
+            ack_buckets,
+            e2e_buckets,
         ),
         events=events_frame(ctx.events),
         faults=faults_frame(ctx.faults),
@@ -145,19 +164,25 @@ def _by_cause(codes: np.ndarray) -> dict[str, int]:
     return dict(sorted(named.items()))
 
 
-def _message_counts(history: History, fates: np.ndarray, counts: np.ndarray) -> dict[str, Any]:
-    status, cause, delivered = history.status, history.cause, history.deliveries > 0
+def _message_counts(
+    history: History, fates: np.ndarray, counts: np.ndarray, delivered: np.ndarray
+) -> dict[str, Any]:
+    status, cause = history.status, history.cause
     duplicates = dict(sorted((str(k), int(v)) for k, v in history.duplicates_by_cause.items() if v))
+
+    def by_cause(fate: int) -> dict[str, int]:
+        return _by_cause(cause[fates == fate]) if counts[fate] else {}
+
     return {
         "produced": int(history.n),
-        "acked": int((status == hist.ACKED).sum()),
+        "acked": int(np.count_nonzero(status == hist.ACKED)),
         "delivered": int(counts[DELIVERED]),
         "lost": int(counts[LOST]),
-        "lost_by_cause": _by_cause(cause[fates == LOST]),
+        "lost_by_cause": by_cause(LOST),
         "skipped": int(counts[SKIPPED]),
-        "skipped_by_cause": _by_cause(cause[fates == SKIPPED]),
+        "skipped_by_cause": by_cause(SKIPPED),
         "superseded": int(counts[SUPERSEDED]),
-        "superseded_by_cause": _by_cause(cause[fates == SUPERSEDED]),
+        "superseded_by_cause": by_cause(SUPERSEDED),
         "failed": int(counts[FAILED]),
         "indeterminate": int(counts[INDETERMINATE]),
         "in_flight": int(counts[IN_FLIGHT]),
@@ -165,8 +190,10 @@ def _message_counts(history: History, fates: np.ndarray, counts: np.ndarray) -> 
         "duplicates_by_cause": duplicates,
         "out_of_order": int(history.out_of_order),
         "anomalies": {
-            "failed_but_delivered": int(((status == hist.FAILED) & delivered).sum()),
-            "indeterminate_but_delivered": int(((status == hist.INDETERMINATE) & delivered).sum()),
+            "failed_but_delivered": int(np.count_nonzero((status == hist.FAILED) & delivered)),
+            "indeterminate_but_delivered": int(
+                np.count_nonzero((status == hist.INDETERMINATE) & delivered)
+            ),
             "resurrected": int(history.resurrected),
             "in_flight": int(counts[IN_FLIGHT]),
         },
@@ -190,25 +217,32 @@ def _stats(latency: np.ndarray) -> dict[str, float | None]:
     return {k: _number(v) for k, v in zip(keys, values, strict=True)}
 
 
-def _throughput(history: History, duration_ms: float) -> dict[str, float]:
-    """Rates over the measured phase [0, duration)."""
+def _in_measured_phase(times: np.ndarray, duration_ms: float) -> int:
+    return int(np.count_nonzero((times >= 0) & (times < duration_ms)))
 
-    def count(times: np.ndarray) -> int:
-        return int(((times >= 0) & (times < duration_ms)).sum())
 
-    def per_s(latency: np.ndarray | None, chunk: int = 1 << 20) -> float:
-        intended = history.intended_ms
-        if latency is None:
-            return count(intended) / (duration_ms / 1000.0)
-        total = 0
-        for start in range(0, intended.size, chunk):  # in chunks: no per-message copy
-            total += count(intended[start : start + chunk] + latency[start : start + chunk])
-        return total / (duration_ms / 1000.0)
+def _answer_counts(
+    grid: Grid, intended: np.ndarray, latency: np.ndarray, duration_ms: float
+) -> tuple[np.ndarray, int]:
+    """(count per grid bucket, count in the measured phase) of the times `intended + latency`."""
+    per_bucket = np.zeros(grid.n, dtype=np.int64)
+    measured = 0
+    for start in range(0, intended.size, _CHUNK):  # in chunks: no per-message copy
+        times = intended[start : start + _CHUNK] + latency[start : start + _CHUNK]
+        measured += _in_measured_phase(times, duration_ms)
+        per_bucket += np.bincount(grid.index(times)[0], minlength=grid.n)
+    return per_bucket, measured
 
+
+def _throughput(
+    history: History, duration_ms: float, acked: int, delivered: int
+) -> dict[str, float]:
+    """Rates over the measured phase [0, duration); `acked`, `delivered`: counts in it."""
+    offered = _in_measured_phase(history.intended_ms, duration_ms)
     return {
-        "offered_per_s": per_s(None),
-        "acked_per_s": per_s(history.ack_latency_ms),
-        "delivered_per_s": per_s(history.deliver_latency_ms),
+        "offered_per_s": offered / (duration_ms / 1000.0),
+        "acked_per_s": acked / (duration_ms / 1000.0),
+        "delivered_per_s": delivered / (duration_ms / 1000.0),
     }
 
 
@@ -241,20 +275,27 @@ def _availability(
 
 
 def _timeseries(
-    history: History,
     fates: np.ndarray,
+    counts: np.ndarray,
     gauges: dict[str, Any],
     grid: Grid,
     intended_bucket: np.ndarray,
+    answered: tuple[np.ndarray, np.ndarray],
     ack: BucketLatency,
     e2e: BucketLatency,
 ) -> pd.DataFrame:
+    """`answered`: acknowledgements and deliveries per bucket."""
+    failed = (
+        grid.count_buckets(intended_bucket, fates == FAILED)
+        if counts[FAILED]
+        else np.zeros(grid.n, dtype=np.int64)
+    )
     columns: dict[str, Any] = {
         "t_ms": grid.starts,
         "produced": grid.count_buckets(intended_bucket),
-        "acked": grid.count_offset(history.intended_ms, history.ack_latency_ms),
-        "delivered": grid.count_offset(history.intended_ms, history.deliver_latency_ms),
-        "failed": grid.count_buckets(intended_bucket, fates == FAILED),
+        "acked": answered[0],
+        "delivered": answered[1],
+        "failed": failed,
         "ack_p50": ack.p50,
         "ack_p99": ack.p99,
         "e2e_p50": e2e.p50,
