@@ -32,6 +32,21 @@ class PresentKeys:
         """Mark `keys` absent (those already absent stay so)."""
         self._change(keys, 0)
 
+    def set(self, key: int, flag: int) -> None:
+        """Mark one key present (1) or absent (0)."""
+        if self._flags[key] == flag:
+            return
+        self._flags[key] = flag
+        step = 1 if flag else -1
+        self.count += step
+        if self._stale:
+            return
+        tree, n = self._tree, self.n_keys
+        i = key + 1
+        while i <= n:
+            tree[i] += step
+            i += i & -i
+
     def clear(self) -> None:
         self._flags = bytearray(self.n_keys)
         self._tree = [0] * (self.n_keys + 1)
@@ -45,19 +60,8 @@ class PresentKeys:
             self.count = int(np.count_nonzero(view))
             self._stale = True
             return
-        flags, tree, n = self._flags, self._tree, self.n_keys
-        step = 1 if flag else -1
         for key in keys.tolist():
-            if flags[key] == flag:
-                continue
-            flags[key] = flag
-            self.count += step
-            if self._stale:
-                continue
-            i = key + 1
-            while i <= n:
-                tree[i] += step
-                i += i & -i
+            self.set(key, flag)
 
     def _rebuild(self) -> None:
         counts = np.zeros(self.n_keys + 1, dtype=np.int64)

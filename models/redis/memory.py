@@ -86,6 +86,20 @@ class Memory:
         if self.present is not None:
             self.present.add(keys)
 
+    def set_value(self, key: int, nbytes: int, present: bool) -> None:
+        """`set_values` of one key (commands applied one by one)."""
+        old = int(self.size[key]) + self.overhead if present else 0
+        self.size[key] = nbytes
+        self.workload_bytes += int(nbytes + self.overhead - old)
+        if self.present is not None:
+            self.present.set(key, 1)
+
+    def delete_one(self, key: int) -> None:
+        self.workload_bytes -= int(self.size[key]) + self.overhead
+        self.size[key] = 0
+        if self.present is not None:
+            self.present.set(key, 0)
+
     def delete(self, keys: np.ndarray) -> None:
         self.workload_bytes -= int((self.size[keys] + self.overhead).sum())
         self.size[keys] = 0
@@ -114,6 +128,15 @@ class Memory:
             np.add.at(counter, np.flatnonzero(bump), 1.0)
             self.lfu[keys] = counter
         self.last_access[keys] = t_ms
+
+    def touch_one(self, key: int, t_ms: float) -> None:
+        if not self.track_access:
+            return
+        if "lfu" in self.policy:  # (the counter's random increment: as for several keys)
+            self.touch(np.array([key]), t_ms)
+            return
+        assert self.last_access is not None
+        self.last_access[key] = t_ms
 
     def _decayed(self, keys: np.ndarray, t_ms: float) -> np.ndarray:
         assert self.lfu is not None and self.last_access is not None

@@ -336,12 +336,11 @@ class Store:
                 continue
             if op in (SET, CACHE_SET):
                 key, mid = key_l[i], msg_l[i]
-                old = int(live.value[key])
-                memory.set_values(np.array([key]), np.array([size_l[i]]), np.array([old >= 0]))
+                memory.set_value(key, size_l[i], live.value[key] >= 0)
                 live.value[key] = mid
                 if op == CACHE_SET:
                     live.expire_at[key] = x + self.ttl_ms
-                memory.touch(np.array([key]), x)
+                memory.touch_one(key, x)
                 journal_out.append((mid << 3) | ((att_l[i] > 0) << 2) | ds.WRITE)
                 self.dirty += 1
             elif op in (CACHE_GET, GET):
@@ -353,7 +352,7 @@ class Store:
                 if value >= 0:
                     aux[i] = value
                     self.keyspace_hits += 1
-                    memory.touch(np.array([key]), x)
+                    memory.touch_one(key, x)
                 else:
                     status[i] = MISS
                     self.keyspace_misses += 1
@@ -459,7 +458,7 @@ class Store:
         self.history.supersede(value, "expired", t_ms)
         self.live.value[key] = -1
         self.live.expire_at[key] = np.inf
-        self.memory.delete(np.array([key]))
+        self.memory.delete_one(key)
         journal_out.append((key << 3) | ds.DEL)  # expires propagate as DEL to the AOF
         self.expired_keys += 1
 
@@ -493,7 +492,7 @@ class Store:
                 self.history.supersede(int(live.value[victim]), "evicted", t_ms)
                 live.value[victim] = -1
                 live.expire_at[victim] = np.inf
-                memory.delete(np.array([victim]))
+                memory.delete_one(victim)
                 journal_out.append((victim << 3) | ds.DEL)  # evictions propagate as DEL
             self.evicted_keys += 1
         return True
