@@ -261,7 +261,8 @@ class Network:
 
     def reachable(self, src: str, dst: str) -> bool:
         """False while a cut covers src -> dst."""
-        return not self.link(src, dst).cut_count
+        link = self._links.get((src, dst)) or self._new_link(src, dst)
+        return not link.cut_count
 
     # --- TCP-like delivery ----------------------------------------------------------------------
     def send(

@@ -51,6 +51,8 @@ class Broker(LeaderProduce, Node):
         self.min_isr = model.config.topic.min_insync_replicas
         self.flush_every = cfg.log_flush_interval_messages
         self.elr_guard = cfg.eligible_leader_replicas_enable
+        self.fetch_response_max_bytes = float(cfg.replica_fetch_response_max_bytes)
+        self.fetch_partition_max_bytes = float(cfg.replica_fetch_max_bytes)
         self.disk = Disk(self.ctx, self.name, self.ctx.spec.disk)
         self.disks.append(self.disk)
         self.capacity = Capacity(

@@ -63,7 +63,8 @@ class Fetching:
         broker = model.brokers[cursor.leader]
         net = model.net
         cursor.sent_ms = send_ms
-        if not net.reachable(self.name, broker.name):
+        link = net.link(self.name, broker.name)
+        if link.cut_count:
             # a cut: TCP holds the request until the heal (or the request times out)
             gen = cursor.gen
             cursor.state = NETWORK
@@ -76,7 +77,7 @@ class Fetching:
                 on_reset=lambda: self._failed(cursor, gen),
             )
             return
-        arrival = send_ms + net.delay(self.name, broker.name, FETCH_BYTES)
+        arrival = send_ms + link.sample(FETCH_BYTES)
         self._arrive(cursor, broker, arrival, cursor.gen)
 
     def _arrive(self, cursor: Cursor, broker: Broker, arrival: float, gen: int) -> None:
@@ -186,7 +187,8 @@ class Fetching:
                 t += broker.disk.read_time_ms(nbytes)
         t = broker.capacity.send(t, nbytes + FETCH_BYTES)
         net = model.net
-        if not net.reachable(broker.name, self.name):
+        link = net.link(broker.name, self.name)
+        if link.cut_count:
             # the answer meets a cut: TCP holds it until the heal
             cursor.state = NETWORK
             gen = cursor.gen
@@ -197,7 +199,7 @@ class Fetching:
                 lambda: self._answer_event(cursor, pieces, log, gen),
             )
             return
-        arrival = t + net.delay(broker.name, self.name, nbytes + FETCH_BYTES)
+        arrival = t + link.sample(nbytes + FETCH_BYTES)
         last = self.channel_last.get(broker.name, -INF)
         if arrival < last:
             arrival = last

@@ -79,11 +79,12 @@ class ProducerAnswers:
             return
         net = self.model.net
         ok = all(e == pr.NONE or e == pr.DUPLICATE_SEQUENCE_NUMBER for e in errors)
-        if not net.reachable(broker.name, self.name):
+        link = net.link(broker.name, self.name)
+        if link.cut_count:
             # TCP keeps the answer until the cut heals (or the request times out first)
             net.send(broker.name, self.name, 100, lambda: self._answer_now(request, errors))
             return
-        arrival = sent_ms + net.delay(broker.name, self.name, 100)
+        arrival = sent_ms + link.sample(100)
         last = self.channel_last.get(broker.name, -INF)
         if arrival < last:
             arrival = last

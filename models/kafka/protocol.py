@@ -188,15 +188,24 @@ class FetchedPartition:
         "state",
     )
 
-    def __init__(self, partition: int, error: int = NONE):
+    def __init__(
+        self,
+        partition: int,
+        error: int = NONE,
+        pieces: list[Piece] | None = None,
+        nbytes: float = 0.0,
+        high_watermark: int = 0,
+        log_start: int = 0,
+        state: Any = None,
+    ):
         self.partition = partition
         self.error = error
-        self.pieces: list[Piece] = []
-        self.nbytes = 0.0
-        self.high_watermark = 0
-        self.log_start = 0
+        self.pieces: list[Piece] = [] if pieces is None else pieces
+        self.nbytes = nbytes
+        self.high_watermark = high_watermark
+        self.log_start = log_start
         self.diverging: tuple[int, int] | None = None  # (epoch, end offset) to truncate to
-        self.state: Any = None  # the leader's FollowerState (to note the HW it sent)
+        self.state = state  # the leader's FollowerState (to note the HW it sent)
 
 
 class PartitionState:

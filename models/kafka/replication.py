@@ -23,6 +23,7 @@ from simulator.node import UP
 if TYPE_CHECKING:
     from models.kafka.broker import Broker
     from models.kafka.partition import PartitionReplica
+    from simulator.network import Link
 
 FETCH_REQUEST_BYTES = 100
 PARTITION_FIELDS_BYTES = 30
@@ -42,9 +43,8 @@ def handle_follower_fetch(
     parked and its positions are already recorded.
     """
     replicas = leader.replicas
-    cfg = leader.cfg
-    budget = float(cfg.replica_fetch_response_max_bytes)
-    per_partition = float(cfg.replica_fetch_max_bytes)
+    budget = leader.fetch_response_max_bytes
+    per_partition = leader.fetch_partition_max_bytes
     parts: list[pr.FetchedPartition] = []
     answer = expired
     follower = fetch.follower
@@ -77,25 +77,19 @@ def handle_follower_fetch(
             answer = True
             continue
         state = rep.followers.get(follower)
-        if not completing and state is not None:
+        if state is not None and not completing:
             rep.follower_fetched(follower, offset, now, state)
         hw = log.hw
-        has_data = offset < leo and budget > 0
-        if not has_data and state is not None and state.sent_hw == hw:
-            continue  # nothing new for this partition: left out of the answer
-        part = pr.FetchedPartition(p)
-        if has_data:
+        if offset < leo and budget > 0:
             pieces, nbytes = log.read(
                 offset, leo, per_partition if per_partition < budget else budget
             )
-            part.pieces = pieces
-            part.nbytes = nbytes
             budget -= nbytes
             answer = True
-        part.high_watermark = hw
-        part.log_start = log.log_start
-        part.state = state
-        parts.append(part)
+            parts.append(pr.FetchedPartition(p, pr.NONE, pieces, nbytes, hw, log.log_start, state))
+        elif state is None or state.sent_hw != hw:
+            parts.append(pr.FetchedPartition(p, pr.NONE, None, 0.0, hw, log.log_start, state))
+        # else: nothing new for this partition, left out of the answer
     if answer:
         for part in parts:
             if part.state is not None:
@@ -131,18 +125,20 @@ def _respond(
     sent = leader.capacity.send(now, nbytes)
     fetcher = fetch.fetcher
     follower = fetcher.broker
-    net = leader.model.net
+    from_leader = fetcher.from_leader
     if (
         plain
         and follower.state == UP
         and fetch.generation == fetcher.generation
-        and net.reachable(leader.name, follower.name)
-        and net.reachable(follower.name, leader.name)
+        and not from_leader.cut_count
+        and not fetcher.to_leader.cut_count
     ):
-        arrival = sent + net.delay(leader.name, follower.name, nbytes)
+        arrival = sent + from_leader.sample(nbytes)
         fetcher.receive_lazily(fetch, parts, arrival, nbytes)
         return
-    net.send(leader.name, follower.name, nbytes, lambda: fetcher.on_response(fetch, parts))
+    leader.model.net.send(
+        leader.name, follower.name, nbytes, lambda: fetcher.on_response(fetch, parts)
+    )
 
 
 class LazyResponse:
@@ -179,6 +175,7 @@ class ReplicaFetcher:
         self.leader = leader
         self.partitions: list[int] = []
         self._pset: frozenset[int] = frozenset()  # the same, as the set each fetch carries
+        self._replicas: list[PartitionReplica] = []  # the same, as this broker's replicas
         self.generation = 0
         self.in_flight = False
         self.sent_ms = 0.0
@@ -187,17 +184,27 @@ class ReplicaFetcher:
         self.lazy: LazyResponse | None = None
         self.flushing: Any = None  # fsync the fetcher thread waits for
         self._last_to_leader = float("-inf")  # TCP order of lazily scheduled fetches
+        # the two directions of the connection (the network keeps a link for good)
+        model = broker.model
+        net, leader_name = model.net, model.brokers[leader].name
+        self.to_leader: Link = net.link(broker.name, leader_name)
+        self.from_leader: Link = net.link(leader_name, broker.name)
 
     def add(self, partition: int) -> None:
         if partition not in self.partitions:
             self.partitions.append(partition)
-            self._pset = frozenset(self.partitions)
+            self._partitions_changed()
         self.send()
 
     def remove(self, partition: int) -> None:
         if partition in self.partitions:
             self.partitions.remove(partition)
-            self._pset = frozenset(self.partitions)
+            self._partitions_changed()
+
+    def _partitions_changed(self) -> None:
+        self._pset = frozenset(self.partitions)
+        replicas = self.broker.replicas
+        self._replicas = [replicas[p] for p in self.partitions]
 
     def stop(self) -> None:
         self.stopped = True
@@ -205,12 +212,10 @@ class ReplicaFetcher:
         self.lazy = None
 
     def _request(self) -> pr.FollowerFetch:
-        replicas = self.broker.replicas
-        parts = []
-        for p in self.partitions:
-            rep = replicas[p]
-            log = rep.log
-            parts.append((p, log.leo, log.last_epoch, rep.leader_epoch))
+        parts = [
+            (rep.partition, rep.log.leo, rep.log.last_epoch, rep.leader_epoch)
+            for rep in self._replicas
+        ]
         self.generation += 1
         return pr.FollowerFetch(self, self.broker.id, self.generation, parts, self._pset)
 
@@ -252,10 +257,9 @@ class ReplicaFetcher:
             self.in_flight = False
             return
         nxt = self._request()
-        model = broker.model
-        leader = model.brokers[self.leader]
+        leader = broker.model.brokers[self.leader]
         size = FETCH_REQUEST_BYTES + PARTITION_FIELDS_BYTES * len(nxt.partitions)
-        reach = arrival + model.net.delay(broker.name, leader.name, size)
+        reach = arrival + self.to_leader.sample(size)
         if reach < self._last_to_leader:
             reach = self._last_to_leader
         self._last_to_leader = reach
@@ -325,13 +329,14 @@ class ReplicaFetcher:
         now = broker.env.now
         failed = False
         replicas = broker.replicas
+        leader, followed = self.leader, self._pset
         for part in parts:
             rep = replicas.get(part.partition)
             if (
                 rep is None
                 or rep.is_leader
-                or rep.leader != self.leader
-                or part.partition not in self._pset
+                or rep.leader != leader
+                or part.partition not in followed
             ):
                 continue
             if part.error:
