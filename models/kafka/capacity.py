@@ -12,8 +12,8 @@ in arrival order, so the cost is a few heap operations per request and no simula
 
 from __future__ import annotations
 
-import heapq
 from collections import deque
+from heapq import heapreplace
 
 # A network thread only reads and parses a request; the I/O thread does the work.
 NETWORK_SHARE = 0.25
@@ -35,6 +35,7 @@ class Capacity:
         self.queued_max = queued_max
         self.queue_starts: deque[float] = deque(maxlen=queued_max)
         self.request_ms = request_cpu_ms
+        self.network_ms = request_cpu_ms * NETWORK_SHARE
         self.ms_per_byte = cpu_ms_per_mb / 1e6
         self.slow_factor = 1.0
         # metrics since the last sample
@@ -54,26 +55,27 @@ class Capacity:
         """A request arriving at `t` carrying `nbytes` of records: (done time, time it waited)."""
         net = self.net_free
         start = net[0] if net[0] > t else t
-        end_net = start + self.request_ms * NETWORK_SHARE
-        heapq.heapreplace(net, end_net)
+        network_ms = self.network_ms
+        end_net = start + network_ms
+        heapreplace(net, end_net)
         starts = self.queue_starts
         if len(starts) == self.queued_max and starts[0] > end_net:
             end_net = starts[0]  # queue full: the network thread cannot enqueue before then
         io = self.io_free
         start_io = io[0] if io[0] > end_net else end_net
         done = start_io + self.request_ms + nbytes * self.ms_per_byte
-        heapq.heapreplace(io, done)
+        heapreplace(io, done)
         starts.append(start_io)
         self.queue_ms_sum += start_io - end_net
         self.requests += 1
-        return done, start_io - t - self.request_ms * NETWORK_SHARE
+        return done, start_io - t - network_ms
 
     def send(self, t: float, nbytes: float) -> float:
         """A response of `nbytes` written by a network thread from `t`: when it leaves."""
         net = self.net_free
         start = net[0] if net[0] > t else t
         done = start + nbytes * self.ms_per_byte
-        heapq.heapreplace(net, done)
+        heapreplace(net, done)
         self.bytes_out += nbytes
         return done
 

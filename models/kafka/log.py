@@ -168,6 +168,13 @@ class ReplicaLog:
 
     def read(self, start: int, end: int, max_bytes: float) -> tuple[list[Piece], float]:
         """Pieces from `start` up to `end` or about `max_bytes` (at least one batch's worth)."""
+        offs = self.ext_off
+        if offs and offs[-1] <= start < end <= self.leo:
+            # the usual read: the tail of the last extent, and it fits (else the loop below)
+            pos = self.ext_pos[-1] + (start - offs[-1])
+            size = self.store.bytes_between(pos, pos + end - start)
+            if size <= max_bytes or size <= 0:
+                return [(start, pos, end - start, self.ext_epoch[-1])], 0.0 + size
         pieces = self.pieces(start, end)
         if not pieces:
             return pieces, 0.0

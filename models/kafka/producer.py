@@ -300,8 +300,9 @@ class Producer(ProducerAnswers, Node):
         self._leader_ready[leader] = None
         for j in range(k):
             p = parts[(start + j) % k]
+            if cache[p] == INF:
+                continue  # known empty (no retry, no record): nothing to drain
             retry = self.retries[p]
-            cache[p] = None
             batch = None
             if retry:
                 if retry[0].ready_ms > now:
@@ -328,7 +329,8 @@ class Producer(ProducerAnswers, Node):
                         seq,
                     )
             if batch is None:
-                continue
+                continue  # the partition's queues did not change: its ready time holds
+            cache[p] = None
             batches.append(batch)
             size += batch.nbytes
             if size >= cfg.max_request_size:
