@@ -80,6 +80,12 @@ def _allocate(capacity: int, dtype: Any) -> np.ndarray:
     return np.zeros(capacity, dtype=dtype)
 
 
+def _latency(times: np.ndarray | float, intended_ms: np.ndarray) -> np.ndarray:
+    """`times - intended_ms` rounded to float32 before it is stored: the same bits as storing
+    the float64 difference into the float32 field, and a much cheaper scatter."""
+    return np.subtract(times, intended_ms).astype(np.float32)
+
+
 class History:
     """Growable per-message arrays, indexed by message id (0, 1, 2, ... in production order)."""
 
@@ -115,6 +121,7 @@ class History:
         self.duplicates_by_cause: Counter[str] = Counter()
         self.out_of_order = 0
         self._max_delivered_id = np.full(max(1, n_keys), -1, dtype=np.int64)
+        self._max_delivered_any = -1  # the highest id delivered so far, whatever its key
         self.cause_ms: dict[int, float] = {}
         self.resurrected = 0
 
@@ -215,7 +222,7 @@ class History:
         status = self._status[idx]
         fresh = status != ACKED
         if fresh.all():  # nothing answered before (the common case): no selection to copy
-            self._ack_lat[idx] = np.asarray(t_ms) - self._intended_ms[idx]
+            self._ack_lat[idx] = _latency(np.asarray(t_ms), self._intended_ms[idx])
             self._status[idx] = ACKED
             return
         idx = (
@@ -224,7 +231,7 @@ class History:
             else np.asarray(idx)[fresh]
         )
         times = t_ms if np.ndim(t_ms) == 0 else np.asarray(t_ms)[fresh]
-        self._ack_lat[idx] = times - self._intended_ms[idx]
+        self._ack_lat[idx] = _latency(times, self._intended_ms[idx])
         self._status[idx] = ACKED
 
     def fail(self, ids: IdsLike, t_ms: float) -> None:
@@ -266,7 +273,7 @@ class History:
                     keep[pos] = True
                     sel = np.flatnonzero(first)
                     first[sel[~keep]] = False
-        n_first = int(first.sum())
+        n_first = int(np.count_nonzero(first))
         dups = int(idx.size - n_first)
         if dups:
             self.duplicates_by_cause[dup_cause] += dups
@@ -274,11 +281,11 @@ class History:
             return
         fidx = idx if n_first == idx.size else idx[first]
         ftimes = times if n_first == idx.size else times[first]
-        self._deliver_lat[fidx] = ftimes - self._intended_ms[fidx]
+        self._deliver_lat[fidx] = _latency(ftimes, self._intended_ms[fidx])
         causes = self._cause[fidx]
         if causes.any():
             lost_codes = [c for c, (cat, _) in CAUSES.items() if cat == LOST]
-            self.resurrected += int(np.isin(causes, lost_codes).sum())
+            self.resurrected += int(np.count_nonzero(np.isin(causes, lost_codes)))
         self._count_out_of_order(fidx, increasing)
 
     def _count_out_of_order(self, ids: np.ndarray, increasing: bool = False) -> None:
@@ -289,9 +296,14 @@ class History:
             grown[: self._max_delivered_id.size] = self._max_delivered_id
             self._max_delivered_id = grown
         if increasing:
-            # ids rise through the batch, so only earlier batches can hold a higher id of a key
-            self.out_of_order += int((ids < self._max_delivered_id[keys]).sum())
+            # ids rise through the batch, so only earlier batches can hold a higher id of a key,
+            # and none holds one above the highest id they delivered
+            older = int(np.searchsorted(ids, self._max_delivered_any, side="right"))
+            if older:
+                prior = self._max_delivered_id[keys[:older]]
+                self.out_of_order += int(np.count_nonzero(ids[:older] < prior))
             np.maximum.at(self._max_delivered_id, keys, ids)
+            self._max_delivered_any = max(self._max_delivered_any, int(ids[-1]))
             return
         order = np.argsort(keys, kind="stable")
         k = keys[order]
@@ -307,9 +319,10 @@ class History:
         new_group[1:] = k[1:] != k[:-1]
         prev_in_batch[new_group] = -1
         prior = np.maximum(prev_in_batch, self._max_delivered_id[k])
-        self.out_of_order += int((i < prior).sum())
+        self.out_of_order += int(np.count_nonzero(i < prior))
         last = np.flatnonzero(np.r_[k[1:] != k[:-1], True])
         self._max_delivered_id[k[last]] = np.maximum(self._max_delivered_id[k[last]], running[last])
+        self._max_delivered_any = max(self._max_delivered_any, int(running[last].max()))
 
     def _set_cause(self, ids: IdsLike, category: str, cause: str, t_ms: float | None) -> int:
         code = register_cause(category, cause)
