@@ -70,7 +70,9 @@ class Plan:
         return int(self.start.size)
 
     def head(self, k: int) -> Plan:
-        """The first `k` batches."""
+        """The first `k` batches (the plan itself when that is all of them)."""
+        if k == len(self):
+            return self
         return Plan(
             self.start[:k],
             self.end[:k],

@@ -207,7 +207,8 @@ class RedisServer(Node):
                 self.serving == SERVING and self.persistence.first_needing_process(head) == 0
             ):
                 return  # the next iteration has not ended yet, or the server process does it
-            plan = loop.plan(planning, self.free_ms, self.loop_costs)
+            # (one row: its plan is the head's, with the same arithmetic)
+            plan = head if n == 1 else loop.plan(planning, self.free_ms, self.loop_costs)
             limit = min(
                 horizon, self.cron_due, self.loading_until, clients.next_deadline(self.queue)
             )
@@ -219,18 +220,19 @@ class RedisServer(Node):
                     self._window_ms *= 2.0
                     continue
                 return
+            span = plan.head(k)
             bound = np.inf
             if clients.feedback:  # replies that make clients send more bound the span
                 m = int(plan.end[k - 1])
-                batch = np.repeat(np.arange(k), plan.end[:k] - plan.start[:k])
-                bound = clients.feedback_bound(rows, m, plan.end_ms[batch])
+                bound = clients.feedback_bound(rows, m, span.end_ms[span.row_batch()])
             limited = bound <= plan.poll[k - 1]
             if limited:
                 k = max(1, int(np.searchsorted(plan.poll[:k], bound, side="left")))
+                span = plan.head(k)
                 self._window_ms = max(_MIN_WINDOW_MS, 2.0 * (bound - self.free_ms))
             elif k == len(plan) and horizon < t:
                 self._window_ms *= 2.0
-            self._commit(plan.head(k))
+            self._commit(span)
             if not limited and k < len(plan):
                 return
 
