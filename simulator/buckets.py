@@ -235,10 +235,18 @@ class Grid:
         for start in range(0, times.size, chunk):
             raw = np.subtract(times[start : start + chunk], self.start_ms, dtype=np.float64)
             raw /= self.bucket_ms
-            np.floor(raw, out=raw)
-            raw[~((raw >= 0) & (raw < self.n))] = -1  # NaN compares False
-            out[start : start + raw.size] = raw
+            np.copyto(raw, -1.0, where=self._outside(raw))
+            out[start : start + raw.size] = raw  # truncation: the floor of what is >= 0
         return out
+
+    def _outside(self, raw: np.ndarray) -> np.ndarray:
+        """Mask of the (time - start) / bucket values whose floor is no bucket; NaN included.
+
+        The floor of x is in [0, n) exactly when x is (n is an integer), so the floor is never
+        needed: what is inside is >= 0, where truncating to an integer is the floor.
+        """
+        outside = (raw >= 0) & (raw < self.n)  # NaN compares False
+        return np.logical_not(outside, out=outside)
 
     def count_buckets(
         self, buckets: np.ndarray, where: np.ndarray | None = None, chunk: int = _CHUNK
@@ -252,8 +260,16 @@ class Grid:
             total += np.bincount(part.astype(np.intp) + 1, minlength=self.n + 1)
         return total[1:]
 
-    def count(self, times: np.ndarray) -> np.ndarray:
-        return np.bincount(self.index(times)[0], minlength=self.n)
+    def count(self, times: np.ndarray, scratch: bool = False) -> np.ndarray:
+        """Count per bucket of `times` (outside the grid or NaN skipped).
+
+        `scratch`: `times` (float64) is not needed afterwards and may be overwritten.
+        """
+        own = scratch and times.dtype == np.float64 and times.flags.writeable
+        raw = np.subtract(times, self.start_ms, out=times if own else None, dtype=np.float64)
+        raw /= self.bucket_ms
+        np.copyto(raw, float(self.n), where=self._outside(raw))  # counted apart, then dropped
+        return np.bincount(raw.astype(np.intp), minlength=self.n + 1)[: self.n].copy()
 
 
 class BucketLatency:

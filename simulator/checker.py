@@ -230,7 +230,7 @@ def _answer_counts(
     for start in range(0, intended.size, _CHUNK):  # in chunks: no per-message copy
         times = intended[start : start + _CHUNK] + latency[start : start + _CHUNK]
         measured += _in_measured_phase(times, duration_ms)
-        per_bucket += np.bincount(grid.index(times)[0], minlength=grid.n)
+        per_bucket += grid.count(times, scratch=True)
     return per_bucket, measured
 
 
@@ -251,16 +251,21 @@ def _availability(
 ) -> dict[str, Any]:
     """Buckets of the measured phase where messages were sent and none of them was acknowledged."""
     n_buckets = max(1, math.ceil(duration_ms / bucket_ms))
-    sent = np.zeros(n_buckets, dtype=np.int64)
-    answered = np.zeros(n_buckets, dtype=np.int64)
+    # counts per 2 x bucket + acknowledged; times outside the phase go to bucket n_buckets, as
+    # does a time whose quotient rounds up to it: both dropped
+    counts = np.zeros(2 * n_buckets + 2, dtype=np.int64)
     for start in range(0, intended.size, _CHUNK):  # in chunks: no per-message temporaries
         times = intended[start : start + _CHUNK]
-        inside = (times >= 0) & (times < duration_ms)
-        bucket = np.floor(times[inside] / bucket_ms).astype(np.int64)
-        sent += np.bincount(bucket, minlength=n_buckets)[:n_buckets]
-        answered += np.bincount(bucket[acked[start : start + _CHUNK][inside]], minlength=n_buckets)[
-            :n_buckets
-        ]
+        outside = (times >= 0) & (times < duration_ms)
+        np.logical_not(outside, out=outside)
+        bucket = np.divide(times, bucket_ms)
+        np.floor(bucket, out=bucket)
+        np.copyto(bucket, n_buckets, where=outside)
+        bucket *= 2
+        bucket += acked[start : start + _CHUNK]
+        counts += np.bincount(bucket.astype(np.intp), minlength=counts.size)
+    answered = counts[1 : 2 * n_buckets : 2]
+    sent = counts[0 : 2 * n_buckets : 2] + answered
     down = (sent > 0) & (answered == 0)
     edges = np.diff(np.concatenate(([0], down.astype(np.int8), [0])))
     starts, stops = np.flatnonzero(edges == 1), np.flatnonzero(edges == -1)
