@@ -35,7 +35,7 @@ from models.redis.requests import Rows
 
 # Below this many rows plain Python lists beat numpy calls (closed-loop clients and consumers
 # commit one command at a time).
-_SMALL_ROWS = 16
+SMALL_ROWS = 16
 
 
 @dataclass(frozen=True)
@@ -336,7 +336,7 @@ def _exact(
     if begin >= n:
         return _EMPTY
 
-    small = n - begin <= _SMALL_ROWS
+    small = n - begin <= SMALL_ROWS
 
     def cum(values: np.ndarray) -> list[float]:
         if small:  # a sequential running sum, as np.cumsum's, without its call overhead

@@ -113,8 +113,14 @@ class ClientReplies:
     ) -> None:
         """Replies (or their absence) for executed, rejected or reset requests."""
         conn = rows["conn"]
-        own = (conn >= 0) & (conn < WORKER_BASE)
-        if not own.all():
+        if conn.size == 1:  # (one reply: no masks)
+            only = int(conn[0])
+            if WORKER_BASE <= only < ADMIN_CONN:
+                self.model.on_worker_replies(rows, reply_at, end_row, status, aux)
+                return
+            if not 0 <= only < WORKER_BASE:
+                return
+        elif not (own := (conn >= 0) & (conn < WORKER_BASE)).all():
             workers = (conn >= WORKER_BASE) & (conn < ADMIN_CONN)
             if workers.all():  # (a consumer's reply alone: nothing to select)
                 self.model.on_worker_replies(rows, reply_at, end_row, status, aux)

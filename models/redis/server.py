@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
 SERVING, LOADING_DATA, DOWN = "serving", "loading", "down"
 _MIN_WINDOW_MS = 0.05
+_IS_WRITE = IS_WRITE.tolist()
 _EPS_MS = 1e-9  # float noise between the vectorized and the step-by-step loop timing
 
 
@@ -266,10 +267,15 @@ class RedisServer(Node):
         self.model.clients.on_replies(rows, reply_at, end_row, status, aux)
 
     def _aof_bytes(self, rows: Rows, status: np.ndarray) -> float:
-        if status.size == 1:  # (one command: no arrays to build)
-            if IS_WRITE[rows["op"][0]] and status[0] == OK:
-                return float(int(rows["nbytes"][0]) + AOF_BYTES_PER_WRITE + KEY_NAME_BYTES)
-            return 0.0
+        if status.size <= loop.SMALL_ROWS:  # (a few commands: integer sums without arrays)
+            ops, codes, sizes = rows["op"].tolist(), status.tolist(), rows["nbytes"].tolist()
+            return float(
+                sum(
+                    size + AOF_BYTES_PER_WRITE + KEY_NAME_BYTES
+                    for op, code, size in zip(ops, codes, sizes, strict=True)
+                    if code == OK and _IS_WRITE[op]
+                )
+            )
         writes = IS_WRITE[rows["op"]] & (status == OK)
         if writes.all():  # a run of successful writes: no selection to copy
             nbytes = rows["nbytes"]

@@ -201,3 +201,23 @@ def test_the_scalar_cache_replies_equal_the_array_ones(seed: int, m: int, all_ok
         np.r_[aux, np.full(pad, -1)],
     )
     assert (small.log, small.gets, small.hits) == (array.log, array.gets, array.hits)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 16))
+def test_the_scalar_aof_bytes_equal_the_array_ones(seed: int, m: int) -> None:
+    # the AOF bytes of a few commands are summed on Python ints; padded with reads (which
+    # write nothing) the same rows take the array path
+    from simulator import load_scenario
+    from simulator.runner import build
+
+    _ctx, model = build(load_scenario({"system": {"kind": "redis"}}))
+    rng = np.random.default_rng(seed)
+    pad = 17
+    rows = empty_rows(m + pad)
+    rows["op"][:m] = rng.integers(0, int(IS_WRITE.size), m)
+    rows["op"][m:] = GET
+    rows["nbytes"][:] = rng.integers(0, 5000, m + pad)
+    status = np.where(rng.random(m + pad) < 0.8, OK, ERR_OOM).astype(np.int8)
+    small = model.server._aof_bytes({k: v[:m] for k, v in rows.items()}, status[:m])
+    assert small == model.server._aof_bytes(rows, status)
