@@ -169,12 +169,14 @@ class Memory:
         picks = [kth(d) if d < n_work else -1 for d in draws.tolist()]
         if self.policy.endswith("random"):
             return picks[0]
+        # the first sample with the best score wins (as np.argmax / np.argmin would pick)
+        samples = range(len(picks))
         if self.policy.endswith("lru"):
             assert self.last_access is not None
             idle = [np.inf if k < 0 else t_ms - self.last_access[k] for k in picks]
-            return picks[int(np.argmax(idle))]
+            return picks[max(samples, key=idle.__getitem__)]
         if self.policy.endswith("lfu"):
             lfu = [-1.0 if k < 0 else float(self._decayed(np.array([k]), t_ms)[0]) for k in picks]
-            return picks[int(np.argmin(lfu))]
+            return picks[min(samples, key=lfu.__getitem__)]
         ttl = [expire_at[k] for k in picks]  # volatile-ttl
-        return picks[int(np.argmin(ttl))]
+        return picks[min(samples, key=ttl.__getitem__)]
