@@ -12,6 +12,7 @@ block because `buffer.memory` was full (then `floor` is the time it got in).
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections import deque
 
 import numpy as np
@@ -20,13 +21,19 @@ INF = float("inf")
 
 
 class _Chunk:
-    __slots__ = ("cum", "floor", "ids", "pos", "times", "total")
+    """Records added together. Times and cumulative bytes are read through memoryviews: a batch
+    cut reads a few scalars, which a memoryview hands out as Python numbers at a fraction of a
+    numpy scalar's cost, and `bisect` on it is the binary search `searchsorted` does."""
+
+    __slots__ = ("count", "cum", "floor", "ids", "pos", "times", "total")
 
     def __init__(self, ids: np.ndarray, times: np.ndarray, sizes: np.ndarray, floor: float):
         self.ids = ids
-        self.times = times
-        self.cum = np.cumsum(sizes)  # bytes up to and including each record
-        self.total = int(self.cum[-1])  # as a Python int: compared without numpy scalars
+        self.count = int(ids.shape[0])
+        self.times = memoryview(np.ascontiguousarray(times, dtype=np.float64))
+        # bytes up to and including each record
+        self.cum = memoryview(np.ascontiguousarray(np.cumsum(sizes)))
+        self.total = int(self.cum[-1])
         self.floor = floor
         self.pos = 0
 
@@ -51,7 +58,7 @@ class PartitionQueue:
         if not self.chunks:
             return INF
         c = self.chunks[0]
-        t = float(c.times[c.pos])
+        t = c.times[c.pos]
         return t if t > c.floor else c.floor
 
     def full_time(self, limit_bytes: float) -> float:
@@ -62,8 +69,7 @@ class PartitionQueue:
             if c.total - base <= remaining:  # the whole chunk fits: no search needed
                 remaining -= c.total - base
                 continue
-            j = int(c.cum.searchsorted(base + remaining, "right"))
-            t = float(c.times[j])
+            t = c.times[bisect_right(c.cum, base + remaining)]
             return t if t > c.floor else c.floor
         return INF
 
@@ -87,11 +93,11 @@ class PartitionQueue:
             if c.floor > now:
                 break
             base = int(c.cum[c.pos - 1]) if c.pos else 0
-            by_time = int(c.times.searchsorted(now, "right"))
+            by_time = bisect_right(c.times, now)
             if c.total - base <= room:  # the rest of the chunk fits: no search by size
-                by_size = c.ids.shape[0]
+                by_size = c.count
             else:
-                by_size = int(c.cum.searchsorted(base + room, "right"))
+                by_size = bisect_right(c.cum, base + room)
             end = by_time if by_time < by_size else by_size
             if end <= c.pos:
                 if parts or by_time <= c.pos:
@@ -101,11 +107,11 @@ class PartitionQueue:
             size = float(c.cum[end - 1] - base)
             nbytes += size
             room -= size
-            last_t = float(c.times[end - 1])
+            last_t = c.times[end - 1]
             if last_t > newest:
                 newest = last_t
             c.pos = end
-            if end == c.ids.shape[0]:
+            if end == c.count:
                 chunks.popleft()
             else:
                 break
@@ -125,13 +131,13 @@ class PartitionQueue:
             c = chunks[0]
             if c.floor >= accepted_before:
                 break
-            end = int(c.times.searchsorted(accepted_before, "left"))
+            end = bisect_left(c.times, accepted_before)
             if end <= c.pos:
                 break
             out.append(c.ids[c.pos : end])
             nbytes += float(c.cum[end - 1] - (c.cum[c.pos - 1] if c.pos else 0))
             c.pos = end
-            if end == c.ids.shape[0]:
+            if end == c.count:
                 chunks.popleft()
             else:
                 break
@@ -140,4 +146,4 @@ class PartitionQueue:
         return (out[0] if len(out) == 1 else np.concatenate(out)), nbytes
 
     def waiting(self) -> int:
-        return sum(c.ids.shape[0] - c.pos for c in self.chunks)
+        return sum(c.count - c.pos for c in self.chunks)

@@ -94,8 +94,8 @@ class Processing:
                     break
                 k = ids.shape[0]
                 if last > now:
-                    k = int(np.searchsorted(times, now, side="right"))
-                head = times[:k] if np.ndim(times) else times
+                    k = int(times.searchsorted(now, "right"))  # last > now: one time per record
+                head = times[:k] if isinstance(times, np.ndarray) else times
                 if transactional:
                     stops = (base, offset + ids.shape[0])
                     self._transform(cursor, ids[:k], head, offset, epoch, stops)
@@ -136,7 +136,7 @@ class Processing:
             # the answer's first offset, or at the answer's end
             poll_end = min(((rel + done) // polls + 1) * polls - rel, entry_end - offset)
             stop = min(poll_end, k)
-            part = times[done:stop] if np.ndim(times) else times
+            part = times[done:stop] if isinstance(times, np.ndarray) else times
             cause = (
                 cursor.redeliver_cause
                 if offset + done < cursor.redeliver_until
@@ -144,7 +144,7 @@ class Processing:
             )
             txns.send(self, cursor.partition, ids[done:stop], part, cause)
             if stop == poll_end:
-                end_ms = float(part[-1]) if np.ndim(part) else float(part)
+                end_ms = float(part[-1]) if isinstance(part, np.ndarray) else float(part)
                 txns.commit(self, cursor.partition, offset + stop, epoch, end_ms)
             done = stop
 
@@ -152,10 +152,10 @@ class Processing:
         """Processed: records an earlier owner had processed too are redeliveries."""
         k = min(ids.shape[0], cursor.redeliver_until - offset)
         if k > 0:
-            head = times[:k] if np.ndim(times) else times
+            head = times[:k] if isinstance(times, np.ndarray) else times
             self._record(ids[:k], head, cursor.redeliver_cause)
             ids = ids[k:]
-            times = times[k:] if np.ndim(times) else times
+            times = times[k:] if isinstance(times, np.ndarray) else times
         if ids.shape[0]:
             self._record(ids, times, None)
 
@@ -164,7 +164,7 @@ class Processing:
         if self.model.cleaner is not None and ids.min() < 0:
             keep = ids >= 0
             ids = ids[keep]
-            times = times[keep] if np.ndim(times) else times
+            times = times[keep] if isinstance(times, np.ndarray) else times
             if not ids.shape[0]:
                 return
         if dup_cause is None:

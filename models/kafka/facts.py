@@ -159,7 +159,7 @@ def _concat(
         all_t = np.repeat(np.array(times, dtype=np.float64), lengths)
     else:
         parts = [
-            np.full(i.shape[0], t) if np.ndim(t) == 0 else np.asarray(t, dtype=np.float64)
+            np.asarray(t, dtype=np.float64) if isinstance(t, np.ndarray) else np.full(i.shape[0], t)
             for i, t in zip(ids, times, strict=True)
         ]
         all_t = np.concatenate(parts) if len(parts) > 1 else parts[0]
