@@ -65,42 +65,80 @@ class _Cells:
             counts += np.bincount(part, minlength=counts.size)
         return cls(bits, key, counts, n_groups, low if shift == 0 else -1)
 
-    def at_ranks(self, ranks: np.ndarray, chunk: int = _CHUNK) -> np.ndarray | None:
-        """Values at these ranks of the (group, value) order; None if too many to sort."""
+    def at_ranks(
+        self, ranks: np.ndarray, overall: np.ndarray | None = None, chunk: int = _CHUNK
+    ) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """Values at `ranks` of the (group, value) order, and at `overall` ranks of the value
+        order of all groups together; either None if too many values would need sorting."""
+        n_groups = self.per_group.size
+        width = self.counts.size // n_groups
         ends = np.cumsum(self.counts)
         cell = np.searchsorted(ends, ranks, side="right")
+        columns = self.counts.reshape(n_groups, width).sum(axis=0)  # counts per leading bits
+        column_ends = np.cumsum(columns)
+        column = np.searchsorted(column_ends, [] if overall is None else overall, side="right")
         if self.low >= 0:  # a cell per value: the cell says the value
-            width = self.counts.size // self.per_group.size
-            return (cell % width + self.low).astype(np.uint32).view(np.float32)
-        within = ranks - (ends[cell] - self.counts[cell])
+
+            def value(of: np.ndarray) -> np.ndarray:
+                return (of + self.low).astype(np.uint32).view(np.float32)
+
+            return value(cell % width), None if overall is None else value(column)
         cells = np.unique(cell)
-        if int(self.counts[cells].sum()) > max(_SORT_AT_MOST, self.bits.size // 16):
-            return None  # a few cells hold most values (many equal ones): partition instead
-        wanted = np.zeros(self.counts.size, dtype=bool)
-        wanted[cells] = True
-        picked = []
-        for start in range(0, self.key.size, chunk):
+        # a few cells hold most values (many equal ones): partition instead
+        grouped = int(self.counts[cells].sum()) <= max(_SORT_AT_MOST, self.bits.size // 16)
+        wanted_columns = np.unique(column)
+        # the values of the wanted columns are counted again, finer: a quarter of all at most
+        recount = int(columns[wanted_columns].sum())
+        across = overall is not None and recount <= max(_SORT_AT_MOST, self.bits.size // 4)
+        wanted = np.zeros((n_groups, width), dtype=bool)
+        wanted.reshape(-1)[cells] = grouped
+        wanted[:, wanted_columns] = across
+        if not (grouped or across):
+            return None, None
+        keys, bits = [], []
+        for start in range(0, self.key.size, chunk):  # one pass over all values for both
             key = self.key[start : start + chunk]
-            at = np.flatnonzero(wanted[key])
-            sort_key = key[at].astype(np.uint64) << np.uint64(32)
-            sort_key |= self.bits[start : start + chunk][at]
-            picked.append(sort_key)
-        ordered = np.sort(np.concatenate(picked))
-        ordered_cells = (ordered >> np.uint64(32)).astype(np.int64)
-        position = np.searchsorted(ordered_cells, cell, side="left") + within
-        return ordered[position].astype(np.uint32).view(np.float32)
+            at = np.flatnonzero(wanted.reshape(-1)[key])
+            keys.append(key[at])
+            bits.append(self.bits[start : start + chunk][at])
+        key, bit = np.concatenate(keys), np.concatenate(bits)
+        found = found_overall = None
+        if grouped:
+            mine = np.zeros(self.counts.size, dtype=bool)
+            mine[cells] = True
+            picked = mine[key] if across else slice(None)
+            ordered = np.sort((key[picked].astype(np.uint64) << np.uint64(32)) | bit[picked])
+            ordered_cells = (ordered >> np.uint64(32)).astype(np.int64)
+            within = ranks - (ends[cell] - self.counts[cell])
+            position = np.searchsorted(ordered_cells, cell, side="left") + within
+            found = ordered[position].astype(np.uint32).view(np.float32)
+        if across:
+            in_column = np.zeros(width, dtype=bool)
+            in_column[wanted_columns] = True
+            sample = bit[in_column[key % width]].view(np.float32)
+            # rank among the values of the wanted columns: those of lower wanted columns first
+            lower = np.cumsum(columns[wanted_columns]) - columns[wanted_columns]
+            rank = overall - (column_ends[column] - columns[column])
+            rank += lower[np.searchsorted(wanted_columns, column)]
+            found_overall = order_statistics(sample, rank)
+        return found, found_overall
 
 
-def percentiles(values: np.ndarray, percents: list[float]) -> np.ndarray:
-    """`np.percentile(values, percents)` (linear), bit for bit, by counting rather than sorting.
-
-    The interpolation repeats numpy's own steps (`_quantile`, `_get_indexes`, `_lerp` in
-    numpy/lib/_function_base_impl.py); tests/unit/test_order_statistics.py holds the two equal.
-    """
+def order_statistics(values: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The values at `ranks` of `values` sorted (`values` in any order; NaN last)."""
     cells = _Cells.of(values, None, 1) if values.size >= _COUNTING_MIN else None
-    if cells is None:
-        return np.percentile(values, percents)
-    n = values.size
+    found = None if cells is None else cells.at_ranks(ranks)[0]
+    if found is None:
+        found = np.partition(values, np.unique(ranks))[ranks]
+    return found
+
+
+def _percentile_ranks(n: int, percents: list[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(ranks of the lower then the upper neighbours, weights) of np.percentile's linear method.
+
+    These repeat numpy's own steps (`_quantile`, `_get_indexes` in
+    numpy/lib/_function_base_impl.py); tests/unit/test_order_statistics.py holds them equal.
+    """
     virtual = (n - 1) * np.true_divide(percents, 100)
     previous = np.floor(virtual)
     following = previous + 1
@@ -109,10 +147,12 @@ def percentiles(values: np.ndarray, percents: list[float]) -> np.ndarray:
     following[above] = -1
     gamma = np.asanyarray(virtual - previous, dtype=virtual.dtype)
     ranks = np.where(np.r_[previous, following] < 0, n - 1, np.r_[previous, following])
-    found = cells.at_ranks(ranks.astype(np.int64))
-    if found is None:
-        return np.percentile(values, percents)
-    a, b = found[: virtual.size], found[virtual.size :]
+    return ranks.astype(np.int64), gamma
+
+
+def _interpolate(found: np.ndarray, gamma: np.ndarray) -> np.ndarray:
+    """numpy's `_lerp` between the lower and upper neighbours found at `_percentile_ranks`."""
+    a, b = found[: gamma.size], found[gamma.size :]
     diff_b_a = b - a
     result = np.add(a, diff_b_a * gamma)
     np.subtract(
@@ -126,6 +166,18 @@ def percentiles(values: np.ndarray, percents: list[float]) -> np.ndarray:
     return result
 
 
+def percentiles(values: np.ndarray, percents: list[float]) -> np.ndarray:
+    """`np.percentile(values, percents)` (linear), bit for bit, by counting rather than sorting."""
+    cells = _Cells.of(values, None, 1) if values.size >= _COUNTING_MIN else None
+    if cells is None:
+        return np.percentile(values, percents)
+    ranks, gamma = _percentile_ranks(values.size, percents)
+    found = cells.at_ranks(ranks)[0]
+    if found is None:
+        return np.percentile(values, percents)
+    return _interpolate(found, gamma)
+
+
 def grouped_quantiles(
     groups: np.ndarray, values: np.ndarray, n_groups: int, qs: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,6 +187,19 @@ def grouped_quantiles(
     Order statistics come from counting (`_Cells`), else from a stable (radix) sort by group
     and a partial sort of each group: groups are time buckets, a few hundred.
     """
+    return _grouped_quantiles(groups, values, n_groups, qs)[:2]
+
+
+def _grouped_quantiles(
+    groups: np.ndarray,
+    values: np.ndarray,
+    n_groups: int,
+    qs: tuple[float, ...],
+    percents: list[float] | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """`grouped_quantiles`, and `percentiles(values, percents)` from the same counts if asked
+    (None when they cannot be had from them)."""
+    overall = None
     cells = _Cells.of(values, groups, n_groups) if values.size >= _COUNTING_MIN else None
     if cells is None:
         counts = np.zeros(n_groups, dtype=np.int64)
@@ -144,7 +209,7 @@ def grouped_quantiles(
         counts = cells.per_group
     out = np.full((len(qs), n_groups), np.nan)
     if values.size == 0:
-        return out, counts
+        return out, counts, overall
     ends = np.cumsum(counts)
     starts = ends - counts
     has = counts > 0
@@ -155,14 +220,19 @@ def grouped_quantiles(
         lo = np.floor(pos).astype(np.int64)
         reads.append((lo, np.minimum(lo + 1, last), pos))
     wanted = np.unique(np.concatenate([np.r_[lo, hi] for lo, hi, _ in reads]))
-    found = None if cells is None else cells.at_ranks(wanted)
+    found = None
+    if cells is not None:
+        ranks, gamma = _percentile_ranks(values.size, percents) if percents else (None, None)
+        found, overall = cells.at_ranks(wanted, ranks)
+        if overall is not None and gamma is not None:
+            overall = _interpolate(overall, gamma)
     if found is None:
         ordered = _partially_ordered(groups, values, n_groups, counts, wanted)
         found = ordered[wanted]
     for i, (lo, hi, pos) in enumerate(reads):
         at_lo, at_hi = found[np.searchsorted(wanted, lo)], found[np.searchsorted(wanted, hi)]
         out[i, has] = at_lo + (at_hi - at_lo) * (pos - lo)
-    return out, counts
+    return out, counts, overall
 
 
 def _partially_ordered(
@@ -286,8 +356,10 @@ class BucketLatency:
         intended: np.ndarray,
         latency: np.ndarray,
         intended_bucket: np.ndarray | None = None,
+        percents: list[float] | None = None,
     ):
-        """`intended_bucket`: `grid.bucket_of(intended)` if the caller has it (shared)."""
+        """`intended_bucket`: `grid.bucket_of(intended)` if the caller has it (shared);
+        `percents`: also `percentiles` of all samples, from the same counts when possible."""
         self.finite = ~np.isnan(latency)
         self._intended = intended
         if intended_bucket is None:
@@ -298,11 +370,18 @@ class BucketLatency:
         # bucket of each sample, -1 outside the grid
         self.bucket = intended_bucket if self._every else intended_bucket[self.finite]
         inside = self.bucket >= 0
-        if inside.all():
+        every_inside = bool(inside.all())
+        if every_inside:
             bucket, values = self.bucket, self.values
         else:
             bucket, values = self.bucket[inside], self.values[inside]
-        (self.p50, self.p99), self.samples = grouped_quantiles(bucket, values, grid.n, (0.5, 0.99))
+        # the percentiles of all samples come with the per-bucket ones if all are in buckets
+        (self.p50, self.p99), self.samples, overall = _grouped_quantiles(
+            bucket, values, grid.n, (0.5, 0.99), percents if every_inside else None
+        )
+        if overall is None and percents and self.values.size:
+            overall = percentiles(self.values, percents)
+        self.percentiles = overall  # None without samples or percents
 
     @functools.cached_property
     def intended(self) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from simulator import history as hist
-from simulator.buckets import BucketLatency, Grid, gauge_by_bucket, percentiles
+from simulator.buckets import BucketLatency, Grid, gauge_by_bucket
 from simulator.recovery import faults_summary
 
 if TYPE_CHECKING:
@@ -112,14 +112,15 @@ def check(ctx: RunContext) -> Checked:
     acked = (history.status == hist.ACKED) & ~np.isnan(ack_latency)
     grid = Grid.covering(ctx, bucket_ms)
     intended_bucket = grid.bucket_of(intended)  # 2 bytes a message, shared by what follows
-    ack_buckets = BucketLatency(grid, intended, ack_latency, intended_bucket)
-    e2e_buckets = BucketLatency(grid, intended, e2e_latency, intended_bucket)
+    percents = [100 * q for _, q in LATENCY_QUANTILES]
+    ack_buckets = BucketLatency(grid, intended, ack_latency, intended_bucket, percents)
+    e2e_buckets = BucketLatency(grid, intended, e2e_latency, intended_bucket, percents)
     # answers and deliveries per bucket, and in the measured phase, in one pass each
     ack_counts = _answer_counts(grid, intended, ack_latency, duration_ms)
     delivered_counts = _answer_counts(grid, intended, e2e_latency, duration_ms)
     summary: dict[str, Any] = {
         "messages": _message_counts(history, fates, counts, delivered),
-        "latency_ms": {"ack": _stats(ack_buckets.values), "end_to_end": _stats(e2e_buckets.values)},
+        "latency_ms": {"ack": _stats(ack_buckets), "end_to_end": _stats(e2e_buckets)},
         "throughput": _throughput(history, duration_ms, ack_counts[1], delivered_counts[1]),
         "availability": _availability(intended, acked, duration_ms, bucket_ms),
         "faults": faults_summary(ctx, grid, acked, ack_buckets if acked.any() else e2e_buckets),
@@ -207,13 +208,13 @@ def _number(value: Any) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def _stats(latency: np.ndarray) -> dict[str, float | None]:
+def _stats(samples: BucketLatency) -> dict[str, float | None]:
     """Latency percentiles (numpy's linear interpolation), max and mean; None without samples."""
     keys = [name for name, _ in LATENCY_QUANTILES] + ["max", "mean"]
-    if latency.size == 0:
+    latency = samples.values
+    if latency.size == 0 or samples.percentiles is None:
         return dict.fromkeys(keys)
-    qs = percentiles(latency, [100 * q for _, q in LATENCY_QUANTILES])
-    values = [*qs, latency.max(), latency.mean()]
+    values = [*samples.percentiles, latency.max(), latency.mean()]
     return {k: _number(v) for k, v in zip(keys, values, strict=True)}
 
 

@@ -88,3 +88,38 @@ def test_values_counting_cannot_order_are_left_to_numpy():
         expected = np.percentile(values, PERCENTS)
         assert found.tobytes() == expected.tobytes()
         assert grouped[0, 0] == expected[0] or np.isnan(expected[0])
+
+
+@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    values=VALUES,
+    max_cells=CELLS,
+    sort_at_most=SORT_AT_MOST,
+    n_groups=st.integers(1, 12),
+    sorted_groups=st.booleans(),
+)
+def test_percentiles_from_the_bucket_counts_equal_numpys_bit_for_bit(
+    values: np.ndarray, max_cells: int, sort_at_most: int, n_groups: int, sorted_groups: bool
+):
+    """The percentiles of all samples read off the per-bucket counts (a second, finer count of
+    the values in the wanted leading bits) equal numpy's, or are left to `percentiles`."""
+    groups = (np.arange(values.size) * 7919 % n_groups).astype(np.int16)
+    if sorted_groups:
+        groups.sort()
+    with counting(max_cells, sort_at_most), np.errstate(invalid="ignore"):
+        out, _, overall = buckets._grouped_quantiles(groups, values, n_groups, (0.5,), PERCENTS)
+        expected = np.percentile(values, PERCENTS)
+        grouped, _ = buckets.grouped_quantiles(groups, values, n_groups, (0.5,))
+    assert out.tobytes() == grouped.tobytes()
+    if overall is not None:
+        assert overall.tobytes() == expected.tobytes()
+
+
+def test_order_statistics_by_counting_equal_sorting():
+    rng = np.random.default_rng(3)
+    for values in (rng.lognormal(size=50_000), rng.integers(0, 5, 50_000), np.ones(20_000)):
+        values = values.astype(np.float32)
+        ranks = np.array([0, 1, values.size // 2, values.size - 2, values.size - 1])
+        np.testing.assert_array_equal(
+            buckets.order_statistics(values, ranks), np.sort(values)[ranks]
+        )
