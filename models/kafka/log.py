@@ -170,12 +170,16 @@ class ReplicaLog:
         """Pieces from `start` up to `end` or about `max_bytes` (at least one batch's worth)."""
         offs = self.ext_off
         if offs and offs[-1] <= start < end <= self.leo:
-            # the usual read: the tail of the last extent, and it fits (else the loop below)
+            # the usual read: the tail of the last extent, and it fits (else read_pieces)
             pos = self.ext_pos[-1] + (start - offs[-1])
             size = self.store.bytes_between(pos, pos + end - start)
             if size <= max_bytes or size <= 0:
                 return [(start, pos, end - start, self.ext_epoch[-1])], 0.0 + size
-        pieces = self.pieces(start, end)
+        return self.read_pieces(self.pieces(start, end), max_bytes)
+
+    def read_pieces(self, pieces: list[Piece], max_bytes: float) -> tuple[list[Piece], float]:
+        """The general read: whole pieces while they fit, then part of the next one (a reader
+        always gets at least one record)."""
         if not pieces:
             return pieces, 0.0
         store = self.store

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 from kafka_helpers import messages, run_kafka, scenario
 
+from models.kafka.producer import Producer
 from simulator import load_scenario, run
 
 # A 3 s GC pause of the leader (shorter than the 9 s session: nobody is fenced) with
@@ -91,3 +93,26 @@ def test_a_zero_retry_backoff_retries_at_network_speed_and_delivers_after_the_ou
     result = run(load_scenario(data), seed=1, check_invariants=True)
     m = result.summary["messages"]
     assert m["acked"] == m["produced"] == m["delivered"] and m["lost"] == 0, m
+
+
+def test_the_senders_cached_ready_times_are_what_a_fresh_computation_gives(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the sender drains only partitions whose cached ready time is finite and keeps the ready
+    # time of those it did not drain: every cached value must be the current one, through
+    # retries, backoffs, a crash of the leader and metadata changes
+    checked = [0]
+    step = Producer.step
+
+    def checking_step(self: Producer) -> None:
+        for p, cached in enumerate(self._ready_cache):
+            if cached is not None:
+                assert cached == self._compute_ready(p), (p, cached)
+                checked[0] += 1
+        step(self)
+
+    monkeypatch.setattr(Producer, "step", checking_step)
+    faults = [{"at_s": 2.0, "kind": "crash", "target": "leader", "duration_s": 3.0}]
+    data = scenario(faults, scenario__duration_s=6.0, kafka__producer__request_timeout_ms=1000.0)
+    assert messages(run_kafka(data))["produced"] > 0
+    assert checked[0] > 1000
