@@ -365,10 +365,10 @@ class BucketLatency:
         if intended_bucket is None:
             intended_bucket = grid.bucket_of(intended)
         # every message answered (the common case): views, not copies; nobody writes to them
-        self._every = np.count_nonzero(self.finite) == latency.size
-        self.values = latency if self._every else latency[self.finite]
+        self.every = np.count_nonzero(self.finite) == latency.size  # a sample per message
+        self.values = latency if self.every else latency[self.finite]
         # bucket of each sample, -1 outside the grid
-        self.bucket = intended_bucket if self._every else intended_bucket[self.finite]
+        self.bucket = intended_bucket if self.every else intended_bucket[self.finite]
         inside = self.bucket >= 0
         every_inside = bool(inside.all())
         if every_inside:
@@ -386,7 +386,7 @@ class BucketLatency:
     @functools.cached_property
     def intended(self) -> np.ndarray:
         """Intended send times of the samples (a copy unless all: only for per-fault baselines)."""
-        return self._intended if self._every else self._intended[self.finite]
+        return self._intended if self.every else self._intended[self.finite]
 
 
 def gauge_by_bucket(grid: Grid, times: list[float], values: list[float]) -> tuple[np.ndarray, ...]:

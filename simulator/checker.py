@@ -296,9 +296,11 @@ def _timeseries(
         if counts[FAILED]
         else np.zeros(grid.n, dtype=np.int64)
     )
+    # with a sample per message, the samples per bucket are the messages produced in it
+    every = ack if ack.every else e2e if e2e.every else None
     columns: dict[str, Any] = {
         "t_ms": grid.starts,
-        "produced": grid.count_buckets(intended_bucket),
+        "produced": grid.count_buckets(intended_bucket) if every is None else every.samples,
         "acked": answered[0],
         "delivered": answered[1],
         "failed": failed,
