@@ -112,13 +112,16 @@ class Clients(ClientReplies):
         drawn once, per packet."""
         n = op.size
         dst = self.model.server.name if dst is None else dst
-        first = first.copy()
-        if n:
-            first[0] = True
-        last = np.empty(n, dtype=bool)
-        last[:-1] = first[1:]
-        last[-1:] = True
-        single = bool(first.all())
+        if n == 1:  # (one command, as closed loops and consumers send: nothing to group)
+            first, last = np.ones(1, dtype=bool), np.ones(1, dtype=bool)
+        else:
+            first = first.copy()
+            if n:
+                first[0] = True
+            last = np.empty(n, dtype=bool)
+            last[:-1] = first[1:]
+            last[-1:] = True
+        single = n == 1 or bool(first.all())
         if single:  # one command per request (no pipelining): no grouping needed
             there = self.net.delays(src, dst, n, nbytes + REQUEST_OVERHEAD_BYTES)
             back = self.net.delays(dst, src, n, REPLY_BYTES)

@@ -121,6 +121,9 @@ ERROR_REPLY_US = 0.3  # building -LOADING / -OOM / -MISCONF instead of executing
 KEY_NAME_BYTES = 16  # bytes of a typical key name ("key:123456")
 
 
+_ONE_ROW_SHAPES = 1024  # memoized one-command cost shapes at most
+
+
 class CostModel:
     """Per-command and per-iteration costs (ms) for one server configuration."""
 
@@ -148,6 +151,9 @@ class CostModel:
         self.evict_ms = EVICT_US_PER_KEY * scale
         self.io_threads = config.io_threads
         self.io_reads = config.io_threads_do_reads
+        # costs of one-command requests by (op, value bytes, first, last): closed loops and
+        # consumers send one command at a time, with a handful of distinct shapes
+        self._one_row: dict[tuple[int | float, ...], tuple[float, float, float]] = {}
 
     def row_costs(
         self,
@@ -163,6 +169,25 @@ class CostModel:
         one read() and one write()). Without per-iteration overhead everything is charged to the
         command itself, so the loop is a plain single-server queue (theory tests).
         """
+        if op.size == 1 and jitter is None:
+            shape = (op.item(), nbytes.item(), bool(first[0]), bool(last[0]))
+            costs = self._one_row.get(shape)
+            if costs is None:
+                computed = self._row_costs(op, nbytes, first, last, None)
+                costs = (computed[0].item(), computed[1].item(), computed[2].item())
+                if len(self._one_row) < _ONE_ROW_SHAPES:
+                    self._one_row[shape] = costs
+            return np.array([costs[0]]), np.array([costs[1]]), np.array([costs[2]])
+        return self._row_costs(op, nbytes, first, last, jitter)
+
+    def _row_costs(
+        self,
+        op: np.ndarray,
+        nbytes: np.ndarray,
+        first: np.ndarray,
+        last: np.ndarray,
+        jitter: np.ndarray | None,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         exec_ms = self.exec_ms[op] + nbytes * self.byte_ms
         writes = IS_WRITE[op]
         if self.aof_row_ms:

@@ -8,7 +8,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from models.redis.commands import CACHE_GET, GET, IS_WRITE, SET
+from models.redis.commands import CACHE_GET, GET, IS_WRITE, SET, CostModel
+from models.redis.config import RedisConfig
 from models.redis.loop import LoopCosts, _exact, plan, plan_one
 from models.redis.replies import ClientReplies
 from models.redis.requests import empty_rows
@@ -221,3 +222,34 @@ def test_the_scalar_aof_bytes_equal_the_array_ones(seed: int, m: int) -> None:
     status = np.where(rng.random(m + pad) < 0.8, OK, ERR_OOM).astype(np.int8)
     small = model.server._aof_bytes({k: v[:m] for k, v in rows.items()}, status[:m])
     assert small == model.server._aof_bytes(rows, status)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    op=st.integers(0, int(IS_WRITE.size) - 1),
+    nbytes=st.integers(0, 100_000),
+    first=st.booleans(),
+    last=st.booleans(),
+    appendonly=st.booleans(),
+    overhead=st.booleans(),
+)
+def test_one_command_costs_equal_the_array_ones(
+    op: int, nbytes: int, first: bool, last: bool, appendonly: bool, overhead: bool
+) -> None:
+    # one-command requests take memoized costs; the same command as the first row of two
+    # takes the array path, and both (the memo's first and second use) give the same floats
+    costs = CostModel(RedisConfig(appendonly=appendonly, per_iteration_overhead=overhead))
+    pair = costs.row_costs(
+        np.array([op, GET], dtype=np.int8),
+        np.array([nbytes, 0], dtype=np.int32),
+        np.array([first, True]),
+        np.array([last, True]),
+    )
+    for _use in range(2):
+        one = costs.row_costs(
+            np.array([op], dtype=np.int8),
+            np.array([nbytes], dtype=np.int32),
+            np.array([first]),
+            np.array([last]),
+        )
+        assert [c.tolist() for c in one] == [[c[0]] for c in (p.tolist() for p in pair)]
