@@ -276,8 +276,10 @@ class Grid:
             latest = float(np.nanmax(history.intended_ms))
             last.append(latest)
             for lat in (history.ack_latency_ms, history.deliver_latency_ms):
-                if not np.isnan(lat).all():
-                    last.append(latest + float(np.nanmax(lat)))
+                # fmax skips NaN (nanmax's own reduction); -inf: no latency at all
+                longest = float(np.fmax.reduce(lat, initial=-np.inf))
+                if longest != -np.inf:
+                    last.append(latest + longest)
         last += [e.t_ms for e in ctx.events] + [max(t, default=0.0) for t, _ in ctx.gauges.values()]
         last += [f.end_ms if f.end_ms is not None else f.begin_ms for f in ctx.faults]
         start = math.floor(-float(ctx.warmup_ms) / bucket_ms) * bucket_ms
