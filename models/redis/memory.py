@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 BASELINE_BYTES = 1_000_000  # used_memory of an empty Redis 7 (INFO memory, ~0.9 MB)
 LFU_INIT_VAL = 5
+_FEW_KEYS = 8  # up to this many keys, per-key Python beats numpy calls on tiny arrays
 
 
 class Memory:
@@ -80,6 +81,12 @@ class Memory:
 
     def set_values(self, keys: np.ndarray, nbytes: np.ndarray, present: np.ndarray) -> None:
         """Account for writes of `keys` (distinct) with new sizes; `present`: key existed."""
+        if keys.size <= _FEW_KEYS:  # (integer sums: the same total key by key)
+            for key, size, existed in zip(
+                keys.tolist(), nbytes.tolist(), present.tolist(), strict=True
+            ):
+                self.set_value(key, size, existed)
+            return
         old = np.where(present, self.size[keys] + self.overhead, 0)
         self.size[keys] = nbytes
         self.workload_bytes += int((nbytes + self.overhead).sum() - old.sum())

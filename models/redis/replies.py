@@ -392,6 +392,16 @@ class ClientReplies:
         if not self.reacts or not len(queue):
             return np.inf
         conn = queue.field("conn")
+        if len(queue) <= _SMALL_ROWS:  # (a few closed-loop requests queued: no masks)
+            gave_up, deadline = queue.field("gave_up").tolist(), queue.field("deadline").tolist()
+            return min(
+                (
+                    d
+                    for c, g, d in zip(conn.tolist(), gave_up, deadline, strict=True)
+                    if not g and 0 <= c < WORKER_BASE
+                ),
+                default=np.inf,
+            )
         watch = ~queue.field("gave_up") & (conn >= 0) & (conn < WORKER_BASE)
         if not watch.any():
             return np.inf

@@ -5,12 +5,14 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models.redis.commands import CACHE_GET, GET, IS_WRITE, SET, CostModel
 from models.redis.config import RedisConfig
 from models.redis.loop import LoopCosts, _exact, plan, plan_one
+from models.redis.memory import Memory
 from models.redis.replies import ClientReplies
 from models.redis.requests import empty_rows
 from models.redis.store import ERR_OOM, MISS, OK
@@ -253,3 +255,51 @@ def test_one_command_costs_equal_the_array_ones(
             np.array([last]),
         )
         assert [c.tolist() for c in one] == [[c[0]] for c in (p.tolist() for p in pair)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 8))
+def test_the_scalar_next_deadline_equals_the_array_one(seed: int, m: int) -> None:
+    # a few queued closed-loop requests are scanned on Python lists; with the threshold at
+    # zero the same queue takes the array path
+    from models.redis import replies
+    from models.redis.requests import RequestQueue
+    from simulator import load_scenario
+    from simulator.runner import build
+
+    doc = {"system": {"kind": "redis"}, "workload": {"mode": "closed"}}
+    _ctx, model = build(load_scenario(doc))
+    rng = np.random.default_rng(seed)
+    rows = empty_rows(m)
+    rows["arrival"][:] = np.sort(rng.uniform(0.0, 1.0, m))
+    rows["deadline"][:] = rng.uniform(1.0, 3.0, m)
+    rows["conn"][:] = rng.choice([0, 3, 1_000_000, -2], m)
+    rows["gave_up"][:] = rng.random(m) < 0.3
+    queue = RequestQueue()
+    queue.push(rows)
+    small = model.clients.next_deadline(queue)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(replies, "_SMALL_ROWS", 0)
+        assert small == model.clients.next_deadline(queue)
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 10_000), m=st.integers(1, 8))
+def test_per_key_memory_accounting_equals_the_array_one(seed: int, m: int) -> None:
+    from models.redis import memory as memory_module
+
+    rng = np.random.default_rng(seed)
+    config = RedisConfig(maxmemory="10mb", maxmemory_policy="allkeys-lru")
+    keys = rng.choice(50, m, replace=False)
+    nbytes = rng.integers(0, 5000, m)
+    present = rng.random(m) < 0.5
+    per_key = Memory(config, 50, np.random.default_rng(0))
+    per_key.set_values(keys, nbytes, present)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(memory_module, "_FEW_KEYS", 0)
+        array = Memory(config, 50, np.random.default_rng(0))
+        array.set_values(keys, nbytes, present)
+    assert per_key.workload_bytes == array.workload_bytes
+    assert per_key.size.tolist() == array.size.tolist()
+    assert per_key.present is not None and array.present is not None
+    assert per_key.present.count == array.present.count
