@@ -26,14 +26,39 @@ _FLOAT32_INF_BITS = 0x7F800000
 
 
 class _Cells:
-    """Values counted per (group, leading bits) cell; `None` from `of` when not applicable."""
+    """Values counted per (group, leading bits) cell; `None` from `of` when not applicable.
+
+    The cell of each value is computed again when needed, never kept: 4 bytes a value of fresh
+    memory cost more to map than the few operations that compute them.
+    """
 
     def __init__(
-        self, bits: np.ndarray, key: np.ndarray, counts: np.ndarray, n_groups: int, low: int
+        self,
+        bits: np.ndarray,
+        groups: np.ndarray | None,
+        n_groups: int,
+        low: int,
+        high: int,
+        shift: int,
+        chunk: int = _CHUNK,
     ):
-        self.bits, self.key, self.counts = bits, key, counts
-        self.per_group = counts.reshape(n_groups, -1).sum(axis=1)
-        self.low = low  # bits of the lowest value, when every cell holds one value; else -1
+        """Count `bits` (of float32 values >= 0, lowest `low`, highest `high`) per cell."""
+        self.bits, self.groups, self.shift = bits, groups, shift
+        self.base = low >> shift  # leading bits of the lowest value
+        self.width = (high >> shift) - self.base + 1
+        self.low = low if shift == 0 else -1  # when every cell holds one value; else -1
+        self.counts = np.zeros(n_groups * self.width, dtype=np.int64)
+        for start in range(0, bits.size, chunk):
+            self.counts += np.bincount(self.cells(start, start + chunk), minlength=self.counts.size)
+        self.per_group = self.counts.reshape(n_groups, self.width).sum(axis=1)
+
+    def cells(self, start: int, stop: int) -> np.ndarray:
+        """Cell of the values start .. stop - 1: group x width + leading bits above the lowest."""
+        key = np.right_shift(self.bits[start:stop], np.uint32(self.shift)).view(np.int32)
+        key -= np.int32(self.base)
+        if self.groups is not None:
+            key += self.groups[start:stop].astype(np.int32) * np.int32(self.width)
+        return key
 
     @classmethod
     def of(
@@ -53,17 +78,7 @@ class _Cells:
             shift += 1
             if shift > 32:
                 return None
-        width = (high >> shift) - (low >> shift) + 1
-        key = np.empty(bits.size, dtype=np.int32)
-        counts = np.zeros(n_groups * width, dtype=np.int64)
-        for start in range(0, bits.size, chunk):
-            part = key[start : start + chunk]
-            np.right_shift(bits[start : start + chunk], np.uint32(shift), out=part.view(np.uint32))
-            part -= np.int32(low >> shift)
-            if groups is not None:
-                part += groups[start : start + chunk].astype(np.int32) * np.int32(width)
-            counts += np.bincount(part, minlength=counts.size)
-        return cls(bits, key, counts, n_groups, low if shift == 0 else -1)
+        return cls(bits, groups, n_groups, low, high, shift, chunk)
 
     def at_ranks(
         self, ranks: np.ndarray, overall: np.ndarray | None = None, chunk: int = _CHUNK
@@ -96,8 +111,8 @@ class _Cells:
         if not (grouped or across):
             return None, None
         keys, bits = [], []
-        for start in range(0, self.key.size, chunk):  # one pass over all values for both
-            key = self.key[start : start + chunk]
+        for start in range(0, self.bits.size, chunk):  # one pass over all values for both
+            key = self.cells(start, start + chunk)
             at = np.flatnonzero(wanted.reshape(-1)[key])
             keys.append(key[at])
             bits.append(self.bits[start : start + chunk][at])
