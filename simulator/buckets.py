@@ -85,8 +85,7 @@ class _Cells:
     ) -> tuple[np.ndarray | None, np.ndarray | None]:
         """Values at `ranks` of the (group, value) order, and at `overall` ranks of the value
         order of all groups together; either None if too many values would need sorting."""
-        n_groups = self.per_group.size
-        width = self.counts.size // n_groups
+        n_groups, width = self.per_group.size, self.width
         ends = np.cumsum(self.counts)
         cell = np.searchsorted(ends, ranks, side="right")
         columns = self.counts.reshape(n_groups, width).sum(axis=0)  # counts per leading bits
