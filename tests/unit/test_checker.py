@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from simulator import buckets, checker, recovery, systems
+from simulator import buckets, checker, quantiles, recovery, systems
 from simulator import history as hist
 from simulator import scenario as sc
 from simulator.context import Event, FaultRecord, RunContext
@@ -241,7 +241,7 @@ def test_grouped_quantiles_match_numpy_per_group():
     groups = rng.integers(0, 6, 500)
     values = rng.lognormal(size=500)
     qs = (0.5, 0.99, 0.0, 1.0)
-    out, counts = buckets.grouped_quantiles(groups, values, 8, qs)
+    out, counts = quantiles.grouped_quantiles(groups, values, 8, qs)
     for g in range(8):
         sel = values[groups == g]
         assert counts[g] == sel.size

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from simulator import buckets
+from simulator import quantiles
 
 PERCENTS = [50.0, 95.0, 99.0, 99.9]
 
@@ -34,7 +34,7 @@ SORT_AT_MOST = st.sampled_from([1 << 14, 0])
 def counting(max_cells: int, sort_at_most: int) -> Iterator[None]:
     """Use the counting path whatever the size, with at most `max_cells` cells."""
     with mock.patch.multiple(
-        buckets, _COUNTING_MIN=0, _MAX_CELLS=max_cells, _SORT_AT_MOST=sort_at_most
+        quantiles, _COUNTING_MIN=0, _MAX_CELLS=max_cells, _SORT_AT_MOST=sort_at_most
     ):
         yield
 
@@ -48,7 +48,7 @@ def test_percentiles_by_counting_equal_numpys_bit_for_bit(
         counting(max_cells, sort_at_most),
         np.errstate(invalid="ignore"),
     ):  # inf - inf, as numpy does
-        found = buckets.percentiles(values, PERCENTS)
+        found = quantiles.percentiles(values, PERCENTS)
     with np.errstate(invalid="ignore"):
         expected = np.percentile(values, PERCENTS)
     assert found.dtype == expected.dtype
@@ -71,9 +71,9 @@ def test_grouped_quantiles_by_counting_equal_partitioning_bit_for_bit(
         groups.sort()
     qs = (0.5, 0.99, 0.0, 1.0)
     with counting(max_cells, sort_at_most), np.errstate(invalid="ignore"):
-        found, found_counts = buckets.grouped_quantiles(groups, values, n_groups, qs)
-    with mock.patch.object(buckets, "_COUNTING_MIN", 1 << 62), np.errstate(invalid="ignore"):
-        expected, counts = buckets.grouped_quantiles(groups, values, n_groups, qs)
+        found, found_counts = quantiles.grouped_quantiles(groups, values, n_groups, qs)
+    with mock.patch.object(quantiles, "_COUNTING_MIN", 1 << 62), np.errstate(invalid="ignore"):
+        expected, counts = quantiles.grouped_quantiles(groups, values, n_groups, qs)
     np.testing.assert_array_equal(found_counts, counts)
     assert found.tobytes() == expected.tobytes()
 
@@ -83,8 +83,8 @@ def test_values_counting_cannot_order_are_left_to_numpy():
     for odd in (-1.0, -0.0, np.nan):
         values = np.r_[np.linspace(0, 5, 99), odd].astype(np.float32)
         with counting(1 << 18, 1 << 14):
-            found = buckets.percentiles(values, PERCENTS)
-            grouped, _ = buckets.grouped_quantiles(np.zeros(100, np.int16), values, 1, (0.5,))
+            found = quantiles.percentiles(values, PERCENTS)
+            grouped, _ = quantiles.grouped_quantiles(np.zeros(100, np.int16), values, 1, (0.5,))
         expected = np.percentile(values, PERCENTS)
         assert found.tobytes() == expected.tobytes()
         assert grouped[0, 0] == expected[0] or np.isnan(expected[0])
@@ -107,9 +107,11 @@ def test_percentiles_from_the_bucket_counts_equal_numpys_bit_for_bit(
     if sorted_groups:
         groups.sort()
     with counting(max_cells, sort_at_most), np.errstate(invalid="ignore"):
-        out, _, overall = buckets._grouped_quantiles(groups, values, n_groups, (0.5,), PERCENTS)
+        out, _, overall = quantiles.grouped_quantiles_and_percentiles(
+            groups, values, n_groups, (0.5,), PERCENTS
+        )
         expected = np.percentile(values, PERCENTS)
-        grouped, _ = buckets.grouped_quantiles(groups, values, n_groups, (0.5,))
+        grouped, _ = quantiles.grouped_quantiles(groups, values, n_groups, (0.5,))
     assert out.tobytes() == grouped.tobytes()
     if overall is not None:
         assert overall.tobytes() == expected.tobytes()
@@ -121,5 +123,5 @@ def test_order_statistics_by_counting_equal_sorting():
         values = values.astype(np.float32)
         ranks = np.array([0, 1, values.size // 2, values.size - 2, values.size - 1])
         np.testing.assert_array_equal(
-            buckets.order_statistics(values, ranks), np.sort(values)[ranks]
+            quantiles.order_statistics(values, ranks), np.sort(values)[ranks]
         )
