@@ -30,9 +30,9 @@ class _Chunk:
     def __init__(self, ids: np.ndarray, times: np.ndarray, sizes: np.ndarray, floor: float):
         self.ids = ids
         self.count = int(ids.shape[0])
-        self.times = memoryview(np.ascontiguousarray(times, dtype=np.float64))
+        self.times = np.ascontiguousarray(times, dtype=np.float64).data
         # bytes up to and including each record
-        self.cum = memoryview(np.ascontiguousarray(np.cumsum(sizes)))
+        self.cum = np.ascontiguousarray(np.cumsum(sizes)).data
         self.total = int(self.cum[-1])
         self.floor = floor
         self.pos = 0

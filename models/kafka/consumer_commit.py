@@ -8,29 +8,18 @@ processing) or the end of the poll being processed (commit before processing). W
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from models.kafka.consumer_cursor import Cursor
+from models.kafka.consumer_part import ConsumerPart
 from simulator.node import UP
 
 if TYPE_CHECKING:
-    from models.kafka.cluster import KafkaModel
-    from models.kafka.config import ConsumerConfig
+    pass
 
 
-class Committing:
+class Committing(ConsumerPart):
     """The committing part of a consumer (mixed into `Consumer`)."""
-
-    model: KafkaModel
-    cfg: ConsumerConfig
-    env: Any
-    name: str
-    state: str
-    slowdown: float
-    processing_ms: float
-    cursors: dict[int, Cursor]
-    busy_until: float
-    channel_last: dict[str, float]
 
     def commit_offset(self, cursor: Cursor) -> tuple[int, int]:
         """What a commit stores now (offset, leader epoch): the end of the last processed poll,
@@ -61,7 +50,7 @@ class Committing:
             return  # offsets are committed by the poll's transaction (transactions.py)
         group = self.model.group
         for p, cursor in self.cursors.items():
-            group.commit(self, p, *self.commit_offset(cursor))
+            group.commit(self.consumer, p, *self.commit_offset(cursor))
 
     def revoke(self, p: int, commit: bool) -> None:
         """Give partition `p` back (the group settled everything up to now)."""
@@ -74,21 +63,21 @@ class Committing:
             # the revocation. The model revokes at a time that can fall inside a poll it has
             # committed (before processing) but not finished: the next owner starts at what was
             # processed and delivers the rest once, as the member would have.
-            self.model.group.commit(self, p, cursor.position, cursor.position_epoch)
+            self.model.group.commit(self.consumer, p, cursor.position, cursor.position_epoch)
         if (
             commit
             and not self.cfg.exactly_once  # the poll's transaction commits its offsets
             and (self.cfg.enable_auto_commit or self.cfg.manual_commit != "before_processing")
         ):
             # onPartitionsRevoked: auto-commit (and a careful application) commits the position
-            self.model.group.commit(self, p, cursor.position, cursor.position_epoch)
+            self.model.group.commit(self.consumer, p, cursor.position, cursor.position_epoch)
         txns = self.model.transactions
         if commit and txns is not None and txns.open_for(p, self.name):
             # onPartitionsRevoked of a transactional loop: commit the transaction in progress
             # with the position reached (the new owner waits for it, see Group._hand_over)
-            txns.commit(self, p, cursor.position, cursor.position_epoch, self.env.now)
+            txns.commit(self.consumer, p, cursor.position, cursor.position_epoch, self.env.now)
         elif not commit and txns is not None:
-            txns.abandon(p, self)  # onPartitionsLost: abort what is in progress
+            txns.abandon(p, self.consumer)  # onPartitionsLost: abort what is in progress
         self._withdraw_cursor(cursor)
         del self.cursors[p]
 

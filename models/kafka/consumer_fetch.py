@@ -25,28 +25,16 @@ from models.kafka.consumer_cursor import (
     WAITING,
     Cursor,
 )
+from models.kafka.consumer_part import ConsumerPart
 from simulator.node import PAUSED, UP
 
 if TYPE_CHECKING:
     from models.kafka.broker import Broker
-    from models.kafka.cluster import KafkaModel
-    from models.kafka.config import ConsumerConfig
     from models.kafka.partition import PartitionReplica
 
 
-class Fetching:
+class Fetching(ConsumerPart):
     """The fetching half of a consumer (mixed into `Consumer`)."""
-
-    model: KafkaModel
-    cfg: ConsumerConfig
-    env: Any
-    name: str
-    state: str
-    slowdown: float
-    processing_ms: float
-    cursors: dict[int, Cursor]
-    busy_until: float
-    channel_last: dict[str, float]
 
     def fetch(self, cursor: Cursor, send_ms: float) -> None:
         """Send a fetch for `cursor` at `send_ms` (now, or a lazily computed time)."""

@@ -20,27 +20,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from models.kafka.consumer_cursor import IDLE, INF, Cursor
+from models.kafka.consumer_part import ConsumerPart
 from models.kafka.facts import DUP_PRODUCER_RETRY
 from simulator.node import UP
 
 if TYPE_CHECKING:
-    from models.kafka.cluster import KafkaModel
-    from models.kafka.config import ConsumerConfig
+    pass
 
 
-class Processing:
+class Processing(ConsumerPart):
     """The processing half of a consumer (mixed into `Consumer`)."""
-
-    model: KafkaModel
-    cfg: ConsumerConfig
-    env: Any
-    name: str
-    state: str
-    slowdown: float
-    processing_ms: float
-    cursors: dict[int, Cursor]
-    busy_until: float
-    channel_last: dict[str, float]
 
     def _process(self, cursor: Cursor, pieces: list[Any], log: Any, arrival: float) -> None:
         """Records reach the consumer at `arrival`: process them, fetch again."""
@@ -119,7 +108,7 @@ class Processing:
             if moved:
                 group.note_processed(p, cursor.position)
             if manual and not transactional and self.state == UP:
-                group.commit(self, p, *self.commit_offset(cursor))
+                group.commit(self.consumer, p, *self.commit_offset(cursor))
 
     def _transform(
         self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int, epoch: int, stops: tuple
@@ -127,6 +116,7 @@ class Processing:
         """exactly_once: processed records are sent to the output inside the poll's transaction;
         a poll that ends commits its transaction with its end offset (transactions.py)."""
         txns = self.model.transactions
+        assert txns is not None  # exactly_once runs have the coordinator
         polls = self.cfg.max_poll_records
         base, entry_end = stops
         rel = offset - base  # records of this answer before `ids`
@@ -142,10 +132,10 @@ class Processing:
                 if offset + done < cursor.redeliver_until
                 else DUP_PRODUCER_RETRY
             )
-            txns.send(self, cursor.partition, ids[done:stop], part, cause)
+            txns.send(self.consumer, cursor.partition, ids[done:stop], part, cause)
             if stop == poll_end:
                 end_ms = float(part[-1]) if isinstance(part, np.ndarray) else float(part)
-                txns.commit(self, cursor.partition, offset + stop, epoch, end_ms)
+                txns.commit(self.consumer, cursor.partition, offset + stop, epoch, end_ms)
             done = stop
 
     def _deliver(self, cursor: Cursor, ids: np.ndarray, times: Any, offset: int) -> None:

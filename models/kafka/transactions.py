@@ -45,6 +45,7 @@ never older than transaction.timeout.ms (only abandoned ones time out).
 
 from __future__ import annotations
 
+import functools
 import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -163,7 +164,7 @@ class Transactions:
         when = self.env.now + self._one_way_ms(consumer, tid)
         for txn in list(self.open.values()):
             if txn.tid == tid:
-                self._at(when, lambda t, x=txn: self._abort(x, "fenced_by_new_owner", t))
+                self._at(when, functools.partial(self._abort, txn, "fenced_by_new_owner"))
 
     def init_producer(self, consumer: Consumer) -> None:
         """A restarted consumer initialises its transactional.id (per consumer): the coordinator
@@ -174,7 +175,7 @@ class Transactions:
         when = self.env.now + self._one_way_ms(consumer, tid)
         for txn in list(self.open.values()):
             if txn.tid == tid:
-                self._at(when, lambda t, x=txn: self._abort(x, "fenced_by_restart", t))
+                self._at(when, functools.partial(self._abort, txn, "fenced_by_restart"))
 
     def abandon(self, p: int, consumer: Consumer) -> None:
         """`consumer` lost partition p without committing (onPartitionsLost, removed from the
@@ -306,7 +307,7 @@ class Transactions:
         for callback in waiting:
             # as an event: a decision settled lazily inside a consumer's flush must not start
             # another consumer's (or the same one's) fetching in the middle of it
-            self.env.timeout(0).callbacks.append(lambda _e, cb=callback: cb())
+            self.env.timeout(0).callbacks.append(functools.partial(_call_ignoring_event, callback))
 
     def _timeouts(self) -> Any:
         """The coordinator aborts transactions left open longer than transaction.timeout.ms."""
@@ -359,3 +360,8 @@ def transactions_summary(txns: Transactions | None) -> dict[str, int]:
         "transactions_aborted": txns.aborted if txns is not None else 0,
         "aborted_output_records": txns.aborted_records if txns is not None else 0,
     }
+
+
+def _call_ignoring_event(callback: Callable[[], None], _event: Any) -> None:
+    """A SimPy event callback that runs `callback` (the event itself is not needed)."""
+    callback()
