@@ -26,6 +26,7 @@ run: $(STAMP_BASE)
 test: $(STAMP_DEV)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy simulator models benchmarks
 	$(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15 $(PYTEST_ARGS)
 
 lint: $(STAMP_DEV)
