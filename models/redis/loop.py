@@ -36,6 +36,7 @@ from models.redis.requests import Rows
 # Below this many rows plain Python lists beat numpy calls (closed-loop clients and consumers
 # commit one command at a time).
 SMALL_ROWS = 16
+_VECTORIZED_ROWS = 48  # from this many rows `plan` computes iterations with numpy
 
 
 @dataclass(frozen=True)
@@ -154,7 +155,7 @@ def plan(rows: Rows, free_ms: float, costs: LoopCosts) -> Plan:
     if n == 0:
         return _EMPTY
     is_write = IS_WRITE[rows["op"]]
-    if n < 48:
+    if n < _VECTORIZED_ROWS:
         return _exact(rows, 0, free_ms, is_write, costs, np.inf)  # numpy does not pay off
     # Pessimistic pass: every request is its own iteration. Nothing ends later than that, so a
     # request arriving after the pessimistic end of everything before it finds the loop idle:
@@ -319,6 +320,25 @@ def plan_one(rows: Rows, free_ms: float, costs: LoopCosts) -> Plan:
         np.array([e]),
         np.array([has_write]),
     )
+
+
+def head_and_plan(rows: Rows, free_ms: float, costs: LoopCosts) -> tuple[Plan, Plan | None]:
+    """`plan_one` and, below the vectorized sizes, `plan` of the same rows (None: not computed).
+
+    The exact loop computes a first iteration of one row with `plan_one`'s very arithmetic,
+    so that iteration serves as the head; a first iteration of several rows sums them in
+    another order than `plan_one`, which is then computed on its own.
+    """
+    n = rows["arrival"].size
+    if n == 1:
+        head = plan_one(rows, free_ms, costs)
+        return head, head
+    if n >= _VECTORIZED_ROWS:
+        return plan_one(rows, free_ms, costs), None
+    full = plan(rows, free_ms, costs)
+    if full.end[0] == 1:
+        return full.head(1), full
+    return plan_one(rows, free_ms, costs), full
 
 
 def _exact(

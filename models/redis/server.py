@@ -203,13 +203,13 @@ class RedisServer(Node):
                 continue
             rows = self.queue.view(n)
             planning = self._planning_rows(rows)
-            head = loop.plan_one(planning, self.free_ms, self.loop_costs)
+            head, plan = loop.head_and_plan(planning, self.free_ms, self.loop_costs)
             if head.end_ms[0] > t + _EPS_MS or (
                 self.serving == SERVING and self.persistence.first_needing_process(head) == 0
             ):
                 return  # the next iteration has not ended yet, or the server process does it
-            # (one row: its plan is the head's, with the same arithmetic)
-            plan = head if n == 1 else loop.plan(planning, self.free_ms, self.loop_costs)
+            if plan is None:
+                plan = loop.plan(planning, self.free_ms, self.loop_costs)
             limit = min(
                 horizon, self.cron_due, self.loading_until, clients.next_deadline(self.queue)
             )

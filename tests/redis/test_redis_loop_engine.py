@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from models.redis.commands import CACHE_GET, GET, IS_WRITE, SET, CostModel
 from models.redis.config import RedisConfig
-from models.redis.loop import LoopCosts, _exact, plan, plan_one
+from models.redis.loop import LoopCosts, _exact, head_and_plan, plan, plan_one
 from models.redis.memory import Memory
 from models.redis.replies import ClientReplies
 from models.redis.requests import empty_rows
@@ -303,3 +303,28 @@ def test_per_key_memory_accounting_equals_the_array_one(seed: int, m: int) -> No
     assert per_key.size.tolist() == array.size.tolist()
     assert per_key.present is not None and array.present is not None
     assert per_key.present.count == array.present.count
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 10_000),
+    n=st.integers(1, 60),
+    load=st.floats(0.05, 3.0),
+    pipeline=st.sampled_from([1, 2, 3]),
+    free_ms=st.sampled_from([0.0, 0.5]),
+    io_threads=st.sampled_from([1, 4]),
+)
+def test_the_head_taken_from_the_plan_equals_plan_one(
+    seed: int, n: int, load: float, pipeline: int, free_ms: float, io_threads: int
+) -> None:
+    # the loop checks the next iteration before committing: taken from the exact plan when it
+    # holds one row, it must be plan_one's bit for bit (and the plan the full one)
+    rows = make_rows(seed, n, load / 0.006 / pipeline, pipeline)
+    costs = LoopCosts(0.0017, 0.003, io_threads, True)
+    head, full = head_and_plan(rows, free_ms, costs)
+    one = plan_one(rows, free_ms, costs)
+    for name in ("start", "end", "poll", "exec_end", "end_ms", "has_write"):
+        assert getattr(head, name).tolist() == getattr(one, name).tolist()
+        assert getattr(head, name).dtype == getattr(one, name).dtype
+    if full is not None:
+        assert full.end_ms.tolist() == plan(rows, free_ms, costs).end_ms.tolist()
