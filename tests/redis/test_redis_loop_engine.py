@@ -262,7 +262,7 @@ def test_one_command_costs_equal_the_array_ones(
 def test_the_scalar_next_deadline_equals_the_array_one(seed: int, m: int) -> None:
     # a few queued closed-loop requests are scanned on Python lists; with the threshold at
     # zero the same queue takes the array path
-    from models.redis import replies
+    from models.redis import feedback
     from models.redis.requests import RequestQueue
     from simulator import load_scenario
     from simulator.runner import build
@@ -279,7 +279,7 @@ def test_the_scalar_next_deadline_equals_the_array_one(seed: int, m: int) -> Non
     queue.push(rows)
     small = model.clients.next_deadline(queue)
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(replies, "_SMALL_ROWS", 0)
+        patch.setattr(feedback, "SMALL_ROWS", 0)
         assert small == model.clients.next_deadline(queue)
 
 
