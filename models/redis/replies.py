@@ -57,22 +57,15 @@ def refresh_around_network_fault(
 
 
 class ClientReplies(FeedbackBounds):
-    """Reply handling of `Clients` (state set up by `Clients.__init__`)."""
+    """Reply handling of `Clients` (state set up by `Clients.__init__`; what the feedback
+    bounds read too is declared in `FeedbackBounds`)."""
 
-    model: Any
     ctx: Any
     env: Any
     history: Any
     net: Any
     node: Any
     spec: Any
-    kind: str
-    closed: bool
-    reacts: bool
-    feedback: bool
-    retries: int
-    backoff_ms: float
-    think_ms: float
     producing: bool
     gets: int
     hits: int
