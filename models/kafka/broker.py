@@ -182,7 +182,38 @@ class Broker(LeaderProduce, Node):
             removed = log.truncate(int(kept))
             if removed:
                 rep.power_cut = True
-                self.record_truncation(rep, removed, NOT_FSYNCED, "power_loss", now)
+                cause = self._power_loss_cause(rep)
+                self.record_truncation(rep, removed, cause, "power_loss", now)
+
+    def _power_loss_cause(self, rep: PartitionReplica) -> str:
+        """Why the records a power loss wiped from `rep` are lost (if no other replica holds
+        them): a leader with a live successor in the ISR (or ELR) loses, fsynced or not, what
+        no follower fetched, since the controller elects the successor and this log would be
+        truncated to it on return (leader_failed_before_replication); without one, an unclean
+        election would cut them (unclean_election_truncation); otherwise the partition waits for
+        this broker, and only the missing fsync loses them (not_fsynced_at_power_loss)."""
+        controller = self.model.controller
+        state = controller.states.get(rep.partition)
+        if state is None or state.leader != self.id:
+            return NOT_FSYNCED  # a follower: the leader holds what it lost
+        brokers = self.model.brokers
+
+        def alive(b: int) -> bool:
+            broker = brokers[b]
+            return (
+                b != self.id
+                and broker.state == UP
+                and not broker.host_down
+                and not broker.power_loss_coming
+                and not controller.fenced.get(b)
+            )
+
+        electable = [*state.isr, *(state.elr if controller.elr_enabled else [])]
+        if any(alive(b) for b in electable):
+            return LEADER_FAILED
+        if controller.unclean and any(alive(b) for b in state.replicas):
+            return UNCLEAN_TRUNCATION
+        return NOT_FSYNCED
 
     def on_stop(self) -> None:
         # Controlled shutdown: the controller moves leadership away and drops this broker from
