@@ -32,13 +32,24 @@ import numpy as np
 from models.redis import dataset as ds
 from models.redis.commands import GET
 from models.redis.replies import WORKER_BASE
-from models.redis.store import ERR_MASTERDOWN, OK
+from models.redis.store import ERR_MASTERDOWN, MISS, OK
 from simulator import history as hist
 
 if TYPE_CHECKING:
     from models.redis.replication import Replication
     from models.redis.requests import Rows
     from models.redis.server import RedisServer
+
+
+def deleted(order: np.ndarray) -> np.ndarray:
+    """What a read finds for a key deleted (evicted, expired) before the write of execution
+    order `order` ran: -2 - order (-1 stays "never written", message ids are >= 0)."""
+    return -2 - order
+
+
+def deleted_at(value: np.ndarray) -> np.ndarray:
+    """The order `deleted` encoded in each value < -1, else 0 (older than every write)."""
+    return np.where(value <= -2, -2 - value, 0)
 
 
 class ReplicaReads:
@@ -75,7 +86,9 @@ class ReplicaReads:
     ) -> np.ndarray:
         """GETs executed by `server` (iterations ending at `end_row`): recorded; a replica
         without its master answers -MASTERDOWN if replica-serve-stale-data is no."""
-        gets = (rows["op"] == GET) & (rows["conn"] < WORKER_BASE) & (status == OK)
+        # a nil answer is a read too: of a key evicted, expired, or missed by a stale replica
+        answered = (status == OK) | (status == MISS)
+        gets = (rows["op"] == GET) & (rows["conn"] < WORKER_BASE) & answered
         if not gets.any():
             return status
         replication = self.replication
@@ -182,9 +195,8 @@ class ReplicaReads:
         if not touched.any():
             return out
         at = np.flatnonzero(touched)
-        ids = np.where(kind[at] == ds.WRITE, value[at], -1)
-        entry_keys = np.where(kind[at] == ds.WRITE, self.history.key[np.maximum(value[at], 0)], 0)
-        entry_keys = np.where(kind[at] == ds.DEL, value[at], entry_keys)
+        ids = self._entry_values(value, kind == ds.WRITE)[at]
+        entry_keys = self._entry_keys(value[at], kind[at] == ds.WRITE)
         # the last change of key k before position p: search (k, p) among (key, position) pairs
         span = np.int64(top - self.cursor + 1)
         order = np.lexsort((at, entry_keys))
@@ -219,12 +231,27 @@ class ReplicaReads:
         entries = replication.master.store.journal.entries(self.cursor, target)
         value, kind, _retry = ds.decode(entries)
         writes = kind == ds.WRITE
-        keys = np.where(writes, self.history.key[np.where(writes, value, 0)], value)
         touched = writes | (kind == ds.DEL)
-        uniq, last = ds.last_per_key(keys[touched], np.where(writes, value, -1)[touched])
+        uniq, last = ds.last_per_key(
+            self._entry_keys(value, writes)[touched], self._entry_values(value, writes)[touched]
+        )
         self.values[uniq] = last
         self.cursor = target
         self._assign_order(value[writes])
+
+    def _entry_keys(self, value: np.ndarray, writes: np.ndarray) -> np.ndarray:
+        """The key of each journal entry: a WRITE carries a message id (the message's key), a
+        DEL the key itself."""
+        keys = value.copy()
+        keys[writes] = self.history.key[keys[writes]]
+        return keys
+
+    def _entry_values(self, value: np.ndarray, writes: np.ndarray) -> np.ndarray:
+        """What a read of the entry's key finds after it, for journal entries from the cursor
+        on: a WRITE's message id, or for a DEL (an eviction, an expiry) `deleted(o)`, with o the
+        execution order the next write will get (the writes before it are older)."""
+        before = np.cumsum(writes) - writes  # writes earlier in these entries
+        return np.where(writes, value, deleted(self._next_order + before))
 
     def _assign_order(self, ids: np.ndarray) -> None:
         """The writes `ids` ran in this order, after every write ordered before."""
@@ -301,7 +328,8 @@ class ReplicaReads:
         write_order = order[acked]
         key64 = keys.astype(np.int64)
         span = np.int64(max(self._next_order, 1) + 1)
-        value_order = np.where(value >= 0, order[np.maximum(value, 0)], -1)
+        # a value deleted at order o (eviction, expiry) is newer than the writes before o
+        value_order = np.where(value >= 0, order[np.maximum(value, 0)], deleted_at(value) - 1)
         # a value no replica ever had (the cursor never passed it) is the newest there was
         value_order[(value >= 0) & (value_order < 0)] = np.iinfo(np.int64).max // 2
         # newest write of the key acknowledged by the read's send time: sorted by (key, ack

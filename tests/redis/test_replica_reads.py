@@ -67,6 +67,35 @@ def test_replica_reads_are_stale_while_a_replica_lags_and_fresh_when_it_keeps_up
     assert lagging["stale_reads_from_master"] == 0
 
 
+def test_evicted_keys_read_as_nil_are_not_stale_and_every_read_is_judged() -> None:
+    # maxmemory a few KB above the empty server: allkeys-lru evicts from the start, and the
+    # DELs it journals reach the replicas as any write. A nil read of an evicted key is what
+    # the master would answer too, not staleness; and nil answers are reads like any other
+    redis = {
+        "replicas": 1,
+        "maxmemory": 1_005_000,
+        "maxmemory_policy": "allkeys-lru",
+        "ops": {"read_ratio": 0.5},
+    }
+    workload = {"rate_per_s": 400.0, "keys": 100}
+    reads = {}
+    for read_from in ("master", "replicas"):
+        result = run_redis(
+            spec(
+                redis={**redis, "client": {"read_from": read_from}},
+                duration_s=2.0,
+                workload=workload,
+            )
+        )
+        assert result.summary["messages"]["superseded_by_cause"].get("evicted", 0) > 100
+        reads[read_from] = result.summary["model"]
+    # the same GETs were sent (same seed, same workload draws), whoever answered them
+    assert reads["master"]["reads"] == reads["replicas"]["reads"] > 300
+    assert reads["master"]["stale_reads"] == 0
+    # an in-sync replica is ~one link delay behind: as in the healthy case above, rarely stale
+    assert reads["replicas"]["stale_read_share"] <= 0.005
+
+
 def test_a_silent_cut_shorter_than_repl_timeout_is_not_noticed_by_the_replica() -> None:
     # a partition sends no FIN or RST: replica1 keeps master_link_status up until repl-timeout
     # (60 s) passes without data or PING, so replica-serve-stale-data no changes nothing here
