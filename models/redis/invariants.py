@@ -9,6 +9,8 @@
   of every stream in `model.streams` (or `model.store.streams`), each pending id is <= the
   group's `last_delivered_id`, was delivered at least once (`delivery_count` if the entry has
   one) and is not in the group's `acked` ids (if the group keeps them).
+- The eviction index of an allkeys-* policy (`Memory.present`, key_index.py) marks exactly the
+  keys whose value is present, on every server in `model.servers`.
 
 The check reads attributes through getattr (the names above): `RedisModel.streams` gives the
 current master's stream, whose `groups` view has the PEL and the last-delivered id, so it also
@@ -29,6 +31,29 @@ def check(model: Any) -> None:
     """Raise InvariantViolation at the first broken Redis invariant."""
     check_replica_offsets(model)
     check_stream_pels(model)
+    check_eviction_index(model)
+
+
+def check_eviction_index(model: Any) -> None:
+    """The index eviction samples from (allkeys-* policies) marks exactly the keys that hold a
+    value: it mirrors the dataset, so every write, delete, expiry, eviction, restart and
+    migration must keep it in step."""
+    now = model.env.now
+    for server in getattr(model, "servers", {}).values():
+        store = server.store
+        index = store.memory.present
+        if index is None:
+            continue
+        holds = store.live.value >= 0
+        marked = index.mask()
+        if not np.array_equal(marked, holds) or index.count != int(np.count_nonzero(holds)):
+            wrong = np.flatnonzero(marked != holds)
+            raise InvariantViolation(
+                now,
+                server.name,
+                "the eviction index does not mirror the dataset",
+                {"keys": wrong[:10].tolist(), "count": index.count, "holding": int(holds.sum())},
+            )
 
 
 def _first(obj: Any, names: Iterable[str]) -> Any:

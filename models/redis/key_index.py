@@ -47,6 +47,10 @@ class PresentKeys:
             tree[i] += step
             i += i & -i
 
+    def mask(self) -> np.ndarray:
+        """Which keys are marked present (a read-only boolean view of the flags)."""
+        return np.frombuffer(bytes(self._flags), dtype=bool)
+
     def clear(self) -> None:
         self._flags = bytearray(self.n_keys)
         self._tree = [0] * (self.n_keys + 1)

@@ -120,8 +120,9 @@ def kafka_scenarios(draw: st.DrawFn) -> dict[str, Any]:
 
 @st.composite
 def redis_scenarios(draw: st.DrawFn) -> dict[str, Any]:
-    """A valid Redis scenario: every workload kind, RDB and/or AOF with any appendfsync; the
-    replicated workloads with 0-2 replicas (WAIT, min-replicas-to-write, Sentinel, key-value
+    """A valid Redis scenario: every workload kind, RDB and/or AOF with any appendfsync, key-value
+    and cache workloads maybe under a tight maxmemory with an eviction policy; the replicated
+    workloads with 0-2 replicas (WAIT, min-replicas-to-write, Sentinel, key-value
     reads from replicas)."""
     doc = _common(draw, "redis")
     doc["redis"] = {
@@ -130,8 +131,14 @@ def redis_scenarios(draw: st.DrawFn) -> dict[str, Any]:
         "appendfsync": draw(st.sampled_from(["always", "everysec", "no"])),
         "save": draw(st.sampled_from(["", "1 10", "5 1000"])),
     }
+    workload = doc["redis"]["workload"]
+    if workload in ("kv", "cache") and draw(st.booleans()):
+        # a limit a few KB above the empty server's ~1 MB: evictions (or -OOM) from the start
+        doc["redis"]["maxmemory"] = 1_005_000
+        doc["redis"]["maxmemory_policy"] = draw(
+            st.sampled_from(["allkeys-lru", "allkeys-lfu", "allkeys-random", "volatile-lru"])
+        )
     if "replicas" in RedisConfig.model_fields:  # replication and Sentinel
-        workload = doc["redis"]["workload"]
         replicas = draw(st.integers(0, 2)) if workload in REPLICATED_WORKLOADS else 0
         doc["redis"]["replicas"] = replicas
         if replicas:
