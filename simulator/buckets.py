@@ -63,20 +63,25 @@ class Grid:
         dtype = np.int16 if self.n < np.iinfo(np.int16).max else np.int32
         out = np.empty(times.size, dtype=dtype)
         for start in range(0, times.size, chunk):
-            raw = np.subtract(times[start : start + chunk], self.start_ms, dtype=np.float64)
-            raw /= self.bucket_ms
-            np.copyto(raw, -1.0, where=self._outside(raw))
+            raw = self._quotients(times[start : start + chunk], -1.0)
             out[start : start + raw.size] = raw  # truncation: the floor of what is >= 0
         return out
 
-    def _outside(self, raw: np.ndarray) -> np.ndarray:
-        """Mask of the (time - start) / bucket values whose floor is no bucket; NaN included.
+    def _quotients(
+        self, times: np.ndarray, fill: float, out: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(time - start) / bucket (float64, into `out` if given), `fill` where its floor is no
+        bucket (NaN included).
 
         The floor of x is in [0, n) exactly when x is (n is an integer), so the floor is never
         needed: what is inside is >= 0, where truncating to an integer is the floor.
         """
+        raw = np.subtract(times, self.start_ms, out=out, dtype=np.float64)
+        raw /= self.bucket_ms
         outside = (raw >= 0) & (raw < self.n)  # NaN compares False
-        return np.logical_not(outside, out=outside)
+        np.logical_not(outside, out=outside)
+        np.copyto(raw, fill, where=outside)
+        return raw
 
     def count_buckets(
         self, buckets: np.ndarray, where: np.ndarray | None = None, chunk: int = _CHUNK
@@ -96,9 +101,8 @@ class Grid:
         `scratch`: `times` (float64) is not needed afterwards and may be overwritten.
         """
         own = scratch and times.dtype == np.float64 and times.flags.writeable
-        raw = np.subtract(times, self.start_ms, out=times if own else None, dtype=np.float64)
-        raw /= self.bucket_ms
-        np.copyto(raw, float(self.n), where=self._outside(raw))  # counted apart, then dropped
+        # what is outside goes to an extra bucket n, counted apart and dropped
+        raw = self._quotients(times, float(self.n), out=times if own else None)
         return np.bincount(raw.astype(np.intp), minlength=self.n + 1)[: self.n].copy()
 
 

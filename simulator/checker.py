@@ -257,8 +257,8 @@ def _availability(
     counts = np.zeros(2 * n_buckets + 2, dtype=np.int64)
     for start in range(0, intended.size, _CHUNK):  # in chunks: no per-message temporaries
         times = intended[start : start + _CHUNK]
-        outside = (times >= 0) & (times < duration_ms)
-        np.logical_not(outside, out=outside)
+        inside = (times >= 0) & (times < duration_ms)
+        outside = np.logical_not(inside, out=inside)  # (in place: one mask)
         bucket = np.divide(times, bucket_ms)
         np.floor(bucket, out=bucket)
         np.copyto(bucket, n_buckets, where=outside)

@@ -174,7 +174,7 @@ class ReplicaLog:
             pos = self.ext_pos[-1] + (start - offs[-1])
             size = self.store.bytes_between(pos, pos + end - start)
             if size <= max_bytes or size <= 0:
-                return [(start, pos, end - start, self.ext_epoch[-1])], 0.0 + size
+                return [(start, pos, end - start, self.ext_epoch[-1])], float(size)
         return self.read_pieces(self.pieces(start, end), max_bytes)
 
     def read_pieces(self, pieces: list[Piece], max_bytes: float) -> tuple[list[Piece], float]:

@@ -28,6 +28,21 @@ VALUES = st.integers(1, 400).flatmap(
 # in the wanted cells falls back to partitioning
 CELLS = st.sampled_from([1 << 18, 64, 8])
 SORT_AT_MOST = st.sampled_from([1 << 14, 0])
+SETTINGS = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def _grouped(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, int]:
+    """(values, their groups (time buckets), number of groups), groups in order or spread."""
+    values = draw(VALUES)
+    n_groups = draw(st.integers(1, 12))
+    groups = (np.arange(values.size) * 7919 % n_groups).astype(np.int16)
+    if draw(st.booleans()):
+        groups.sort()
+    return values, groups, n_groups
+
+
+GROUPED = _grouped()
 
 
 @contextlib.contextmanager
@@ -39,7 +54,7 @@ def counting(max_cells: int, sort_at_most: int) -> Iterator[None]:
         yield
 
 
-@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@SETTINGS
 @given(values=VALUES, max_cells=CELLS, sort_at_most=SORT_AT_MOST)
 def test_percentiles_by_counting_equal_numpys_bit_for_bit(
     values: np.ndarray, max_cells: int, sort_at_most: int
@@ -55,20 +70,12 @@ def test_percentiles_by_counting_equal_numpys_bit_for_bit(
     assert found.tobytes() == expected.tobytes()
 
 
-@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    values=VALUES,
-    max_cells=CELLS,
-    sort_at_most=SORT_AT_MOST,
-    n_groups=st.integers(1, 12),
-    sorted_groups=st.booleans(),
-)
+@SETTINGS
+@given(grouped=GROUPED, max_cells=CELLS, sort_at_most=SORT_AT_MOST)
 def test_grouped_quantiles_by_counting_equal_partitioning_bit_for_bit(
-    values: np.ndarray, max_cells: int, sort_at_most: int, n_groups: int, sorted_groups: bool
+    grouped: tuple[np.ndarray, np.ndarray, int], max_cells: int, sort_at_most: int
 ):
-    groups = (np.arange(values.size) * 7919 % n_groups).astype(np.int16)
-    if sorted_groups:
-        groups.sort()
+    values, groups, n_groups = grouped
     qs = (0.5, 0.99, 0.0, 1.0)
     with counting(max_cells, sort_at_most), np.errstate(invalid="ignore"):
         found, found_counts = quantiles.grouped_quantiles(groups, values, n_groups, qs)
@@ -90,22 +97,14 @@ def test_values_counting_cannot_order_are_left_to_numpy():
         assert grouped[0, 0] == expected[0] or np.isnan(expected[0])
 
 
-@settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    values=VALUES,
-    max_cells=CELLS,
-    sort_at_most=SORT_AT_MOST,
-    n_groups=st.integers(1, 12),
-    sorted_groups=st.booleans(),
-)
+@SETTINGS
+@given(grouped=GROUPED, max_cells=CELLS, sort_at_most=SORT_AT_MOST)
 def test_percentiles_from_the_bucket_counts_equal_numpys_bit_for_bit(
-    values: np.ndarray, max_cells: int, sort_at_most: int, n_groups: int, sorted_groups: bool
+    grouped: tuple[np.ndarray, np.ndarray, int], max_cells: int, sort_at_most: int
 ):
     """The percentiles of all samples read off the per-bucket counts (a second, finer count of
     the values in the wanted leading bits) equal numpy's, or are left to `percentiles`."""
-    groups = (np.arange(values.size) * 7919 % n_groups).astype(np.int16)
-    if sorted_groups:
-        groups.sort()
+    values, groups, n_groups = grouped
     with counting(max_cells, sort_at_most), np.errstate(invalid="ignore"):
         out, _, overall = quantiles.grouped_quantiles_and_percentiles(
             groups, values, n_groups, (0.5,), PERCENTS
