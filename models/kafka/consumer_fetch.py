@@ -199,9 +199,10 @@ class Fetching(ConsumerPart):
             self._process(cursor, pieces, log, self.env.now)
 
     def _out_of_range(self, cursor: Cursor, rep: PartitionReplica, t: float) -> None:
-        """OFFSET_OUT_OF_RANGE: auto.offset.reset decides where to go."""
+        """OFFSET_OUT_OF_RANGE: auto.offset.reset decides where to go (`latest`: the high
+        watermark, what ListOffsets answers a consumer; not the log end)."""
         log = rep.log
-        target = log.log_start if self.cfg.auto_offset_reset == "earliest" else log.leo
+        target = log.log_start if self.cfg.auto_offset_reset == "earliest" else log.hw
         skipped_from = max(cursor.fetch_offset, log.log_start)
         if target > skipped_from:
             ids = log.ids(log.pieces(skipped_from, target))

@@ -393,12 +393,16 @@ class Group:
                 return processed, -1, cause
             if self.cfg.auto_offset_reset == "earliest":
                 return log.log_start, -1, cause
-            if log.leo > processed and self.rebalances > 0:
-                gone = np.asarray(log.ids(log.pieces(max(processed, log.log_start), log.leo)))
+            # `latest` is what ListOffsets(LATEST) answers a consumer: the high watermark, not
+            # the log end (Partition.fetchOffsetForTimestamp, read_uncommitted); records above
+            # it are not committed yet, and the consumer reads them once they are
+            latest = log.hw
+            if latest > processed and self.rebalances > 0:
+                gone = np.asarray(log.ids(log.pieces(max(processed, log.log_start), latest)))
                 model.ctx.history.skip(gone.astype(np.int64), OFFSET_RESET_LATEST, now)
             if self.rebalances > 0:
-                model.ctx.event("offset_reset", "", partition=p, offset=log.leo, reason="no_commit")
-            return log.leo, -1, cause
+                model.ctx.event("offset_reset", "", partition=p, offset=latest, reason="no_commit")
+            return latest, -1, cause
         committed, epoch = stored
         if committed > processed and log is not None and cause == DUP_CONSUMER_CRASH:
             # committed before processing, then crashed: never processed, never will be
