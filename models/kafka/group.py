@@ -218,13 +218,15 @@ class Group:
 
     def member_leaving(self, consumer: Consumer) -> None:
         """close(): commit what was processed, LeaveGroup, immediate rebalance."""
-        if self.cfg.enable_auto_commit or self.cfg.manual_commit != "before_processing":
-            consumer.commit_all()
+        # the member still owns its partitions while it commits: close() commits the position
+        # (auto-commit: what poll() returned, processed by then; a careful loop does the same),
+        # so the next owner neither redoes this member's work nor starts past a poll committed
+        # before processing and never finished. A transactional loop aborts what is in progress.
+        consumer.revoke_all(commit=not self.cfg.exactly_once)
         for p, name in self.owner.items():
             if name == consumer.name:
                 self.owner[p] = None
                 self.unowned_since[p] = self.env.now
-        consumer.revoke_all(commit=False)
         self.left.add(consumer.name)
         self.request(f"{consumer.name} left")
 
