@@ -46,6 +46,9 @@ NODE_MAX_ENTRIES = 100  # stream-node-max-entries: MAXLEN ~ trims whole nodes
 # for XREADGROUP (an XCLAIM per delivered entry, with its delivery TIME, plus the group's
 # last-delivered id), XAUTOCLAIM (XCLAIM) and XACK, one entry per stream entry touched.
 DELIVER, CLAIM, ACK, DELETE = range(4)
+# how a consumer got an entry: XREADGROUP > handing it out for the first time, XAUTOCLAIM, or
+# XREADGROUP > handing it out again (the group forgot the delivery: restart, failover)
+FIRST_READ, CLAIMED, READ_AGAIN = range(3)
 _SUB_BITS, _CONSUMER_BITS = 2, 14
 
 
@@ -216,6 +219,9 @@ class ConsumerNode(ConsumerProcess):
         self.consumers.connect(self.index, self.env.now)
         self.spawn(self.consumers.claimer(self.index))
 
+    def on_resume(self) -> None:
+        self.consumers.resumed(self.index)
+
 
 class StreamConsumers:
     """The consumers of the group: what they read, process, acknowledge and claim."""
@@ -234,13 +240,26 @@ class StreamConsumers:
         self.maxlen = ops.stream_maxlen
         self.processing_ms = model.ctx.spec.workload.processing_ms
         self.nodes = [ConsumerNode(self, i) for i in range(count)]
-        # entries received and not processed yet: (item, done_ms, claimed), per consumer
-        self.pending: list[list[tuple[int, float, bool]]] = [[] for _ in range(count)]
+        # entries received and not processed yet: (item, done_ms, how), per consumer
+        self.pending: list[list[tuple[int, float, int]]] = [[] for _ in range(count)]
+        # by item: handed out by XREADGROUP > / by XAUTOCLAIM at least once (duplicate causes)
+        self._read_items = np.zeros(0, dtype=bool)
+        self._claimed_items = np.zeros(0, dtype=bool)
         self.busy_until = np.full(count, -np.inf)
         self._token = 0
         # XACK arguments by request token: (seq, item) ids the consumer acknowledges
         self.xacks: dict[int, list[tuple[int, int]]] = {}
         self.claimed_entries = 0
+        # replies that reached a paused (SIGSTOP) consumer: they wait in its socket until it
+        # runs again, (batch, hows, received_ms, claimed) per consumer; and whether a reply it
+        # must answer by reading again (an error, a reset connection) is among them
+        self.parked: list[list[tuple[list[tuple[int, int]], list[int], float, bool]]] = [
+            [] for _ in range(count)
+        ]
+        self.read_on_resume = [False] * count
+        # items a consumer holds whose entry left the stream and the PEL meanwhile (trimmed,
+        # or reported deleted by XAUTOCLAIM): nobody else can get them any more
+        self.orphans: set[int] = set()
         # why an entry delivered again by XREADGROUP > came back: the last reset of the group
         # state that forgot deliveries (a restart from an older AOF/RDB, or a failover)
         self.redelivery_cause = "redelivered_after_restart"
@@ -276,8 +295,11 @@ class StreamConsumers:
 
     def claimer(self, index: int) -> Generator[Any, Any, None]:
         """XAUTOCLAIM every `xautoclaim_every_ms` (a separate loop of the consumer)."""
+        node = self.nodes[index]
         while True:
             yield self.env.timeout(self.claim_every_ms)
+            if node.is_paused:
+                continue  # a stopped process sends nothing
             if self.model.clients.producing or self.stream().pel:
                 self._send(index, XAUTOCLAIM, self.env.now)
 
@@ -296,14 +318,52 @@ class StreamConsumers:
         """The reply of `server` to XREADGROUP / XAUTOCLAIM (leaving at `reply_at`) is a batch."""
         index = conn - WORKER_BASE
         node = self.nodes[index]
-        if not node.is_up:
+        if not node.is_running:
             return  # the entries stay in the PEL, owned by a consumer that is gone
         received = reply_at + self.net.delay(server, node.name, 20 + 100 * len(batch))
+        hows = self._handed_out(batch, claimed)
+        if node.is_paused:
+            # SIGSTOP: the reply waits in the socket; the consumer takes it when it runs again
+            self.parked[index].append((list(batch), hows, received, claimed))
+            return
+        self._take(index, batch, hows, received, claimed)
+
+    def _handed_out(self, batch: list[tuple[int, int]], claimed: bool) -> list[int]:
+        """How each entry of a batch reached its consumer (and remember it)."""
+        if not batch:
+            return []
+        items = np.array([item for _seq, item in batch], dtype=np.int64)
+        top = int(items.max()) + 1
+        if top > self._read_items.size:
+            size = max(top, 2 * self._read_items.size, 1024)
+            for name in ("_read_items", "_claimed_items"):
+                grown = np.zeros(size, dtype=bool)
+                old = getattr(self, name)
+                grown[: old.size] = old
+                setattr(self, name, grown)
+        if claimed:
+            self._claimed_items[items] = True
+            return [CLAIMED] * len(batch)
+        again = self._read_items[items]
+        self._read_items[items] = True
+        return np.where(again, READ_AGAIN, FIRST_READ).tolist()
+
+    def _take(
+        self,
+        index: int,
+        batch: list[tuple[int, int]],
+        hows: list[int],
+        received: float,
+        claimed: bool,
+    ) -> None:
+        """Consumer `index` processes a batch that reached it at `received`, XACKs it, and
+        (after an XREADGROUP) reads again."""
+        node = self.nodes[index]
         t = max(received, float(self.busy_until[index]))
         step = self.processing_ms * node.slowdown
-        for _seq, item in batch:
+        for (_seq, item), how in zip(batch, hows, strict=True):
             t += step
-            self.pending[index].append((item, t, claimed))
+            self.pending[index].append((item, t, how))
         if batch:
             self.busy_until[index] = t
             self._token += 1
@@ -313,6 +373,16 @@ class StreamConsumers:
                 self.claimed_entries += len(batch)
         if not claimed:
             self.connect(index, t)
+
+    def resumed(self, index: int) -> None:
+        """A paused consumer runs again: it takes the replies that waited in its socket."""
+        now = self.env.now
+        parked, self.parked[index] = self.parked[index], []
+        for batch, hows, received, claimed in parked:
+            self._take(index, batch, hows, max(received, now), claimed)
+        if self.read_on_resume[index]:
+            self.read_on_resume[index] = False
+            self.connect(index, now + self.model.config.client.reconnect_delay_ms)
 
     def on_replies(
         self, rows: Rows, reply_at: np.ndarray, status: np.ndarray, aux: np.ndarray
@@ -330,16 +400,26 @@ class StreamConsumers:
                 # -READONLY: a deposed master (now a replica); -NOREPLICAS: XREADGROUP is a
                 # write command, refused like XADD under min-replicas-to-write
                 st in (ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER, ERR_READONLY, ERR_NOREPLICAS)
-                and self.nodes[index].is_up
+                and self.nodes[index].is_running
                 and self.model.config.client.reconnect
             ):
+                if self.nodes[index].is_paused:
+                    self.read_on_resume[index] = True  # it reads the error once it runs
+                    continue
                 at = reply_at[i] if np.isfinite(reply_at[i]) else self.env.now
                 self.connect(index, float(at) + reconnect)
 
     def lose_trimmed(self, items: list[int], t_ms: float) -> None:
+        """Entries gone from the stream and the group before anyone processed them. One that a
+        consumer holds (read before the trim, or before XAUTOCLAIM reported it deleted) is
+        still processed by it; lost only if that consumer dies first (`before_down`)."""
         ids = np.array(items, dtype=np.int64) >> 1
         if ids.size:
             ids = ids[self.history.deliveries[ids] == 0]
+            held = self.processing(ids)
+            if held.any():
+                self.orphans.update(ids[held].tolist())
+                ids = ids[~held]
             self.history.lose(ids, "trimmed_before_read", t_ms)
 
     # --- the consumers' side ----------------------------------------------------------------------------
@@ -354,24 +434,60 @@ class StreamConsumers:
             done, self.pending[index] = items[:k], items[k:]
             item = np.array([d[0] for d in done], dtype=np.int64)
             times = np.array([d[1] for d in done])
-            claimed = np.array([d[2] for d in done], dtype=bool)
-            retry = (item & 1) == 1
-            ids = item >> 1
-            for sel, cause in (
-                (claimed, "claimed_pending_entry"),
-                (~claimed & retry, "client_retry"),
-                (~claimed & ~retry, self.redelivery_cause),
-            ):
+            how = np.array([d[2] for d in done], dtype=np.int8)
+            self._deliver(item, times, how)
+
+    def _deliver(self, item: np.ndarray, times: np.ndarray, how: np.ndarray) -> None:
+        """Record one consumer's processed entries (in processing order) as delivered."""
+        claimed = how == CLAIMED
+        retry = (item & 1) == 1
+        ids = item >> 1
+        groups = (
+            (claimed, "claimed_pending_entry"),
+            (~claimed & retry, "client_retry"),
+            (~claimed & ~retry, self.redelivery_cause),
+        )
+        # the cause of each copy if it is a duplicate: an entry handed out once by XREADGROUP
+        # and once by XAUTOCLAIM (its reader was still on it) is the claim's, whichever copy
+        # comes second; a retried XADD's twin the retry's; one XREADGROUP handed out again the
+        # group reset's (`redelivery_cause`)
+        causes = ["claimed_pending_entry", "client_retry", self.redelivery_cause]
+        first_claimed = (how == FIRST_READ) & ~retry & self._claimed_items[item]
+        code = np.where(claimed | first_claimed, 0, np.where(retry | (how == FIRST_READ), 1, 2))
+        order = np.concatenate([np.flatnonzero(sel) for sel, _cause in groups])
+        seen = self.history.deliveries[ids[order]] > 0
+        _, first = np.unique(ids[order], return_index=True)
+        repeat = np.ones(order.size, dtype=bool)
+        repeat[first] = False
+        dups = order[seen | repeat]
+        group_code = np.where(claimed, 0, np.where(retry, 1, 2))
+        if (code[dups] == group_code[dups]).all():
+            for sel, cause in groups:  # (the common case: one call per cause)
                 if sel.any():
                     self.history.deliver(ids[sel], times[sel], dup_cause=cause)
+            return
+        # record them in processing order, each run of copies with its own cause: the copy
+        # processed first is the delivery
+        starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+        for a, b in zip(starts.tolist(), [*starts[1:].tolist(), ids.size], strict=True):
+            self.history.deliver(ids[a:b], times[a:b], dup_cause=causes[int(code[a])])
 
     def before_down(self, index: int) -> None:
         """A consumer dies: what it read stays pending in the group (nothing is lost)."""
         self.model.settle()
         now = self.env.now
         self.flush(now)
+        held = [item >> 1 for item, _done, _how in self.pending[index]]
+        held += [item >> 1 for batch, _h, _at, _c in self.parked[index] for _seq, item in batch]
         self.pending[index] = []
+        self.parked[index] = []
+        self.read_on_resume[index] = False
         self.busy_until[index] = now
+        gone = [i for i in held if i in self.orphans]
+        if gone:
+            # its entry left the stream and the PEL: no other consumer can process it
+            ids = np.array(gone, dtype=np.int64)
+            self.history.lose(ids[self.history.deliveries[ids] == 0], "trimmed_before_read", now)
         server = self.model.server
         conn = WORKER_BASE + index
         if len(server.queue):
@@ -389,7 +505,10 @@ class StreamConsumers:
         delay = self.model.config.client.reconnect_delay_ms
         for conn in list(stream.blocked):
             index = conn - WORKER_BASE
-            if self.nodes[index].is_up and self.model.config.client.reconnect:
+            node = self.nodes[index]
+            if node.is_paused and self.model.config.client.reconnect:
+                self.read_on_resume[index] = True  # it sees the reset once it runs
+            elif node.is_up and self.model.config.client.reconnect:
                 self.connect(index, self.env.now + delay)
         stream.blocked.clear()
 
@@ -397,9 +516,18 @@ class StreamConsumers:
         """slow_consumer: new speed applies to batches read from now on (simplification)."""
 
     def in_progress(self) -> int:
-        return sum(len(p) for p in self.pending)
+        return sum(len(p) for p in self.pending) + sum(
+            len(batch) for parked in self.parked for batch, _h, _at, _c in parked
+        )
 
     def processing(self, ids: np.ndarray) -> np.ndarray:
-        """Which of `ids` a consumer has received and is still processing."""
-        held = [item >> 1 for items in self.pending for item, _done, _claimed in items]
+        """Which of `ids` a consumer has received and is still processing (or will, once it
+        runs again)."""
+        held = [item >> 1 for items in self.pending for item, _done, _how in items]
+        held += [
+            item >> 1
+            for parked in self.parked
+            for batch, _h, _at, _c in parked
+            for _s, item in batch
+        ]
         return np.isin(ids, np.array(held, dtype=np.int64))
