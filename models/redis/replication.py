@@ -81,6 +81,10 @@ class Replication:
             r.name: ReplicaLink(r, next_ack_ms=now, acks={master.name: now}) for r in replicas
         }
         self.stale: dict[str, int] = {}  # deposed master -> position where it diverged
+        # deposed master -> last ACK times of the replicas promoted in its place that it never
+        # heard leave (their REPLICAOF NO ONE closed a connection it could not reach)
+        self.departed_acks: dict[str, list[float]] = {}
+        self._promoting: ReplicaLink | None = None  # still a replica for the loop's catch-up
         self.entry_bytes = model.value_bytes + AOF_BYTES_PER_WRITE + KEY_NAME_BYTES
         self.max_lag_ms = (config.min_replicas_max_lag + 1) * 1000.0
         self.repl_timeout_ms = config.repl_timeout * 1000.0
@@ -272,12 +276,32 @@ class Replication:
 
     # --- what the master decides from its replicas -------------------------------------------
     def good_replicas(self, server: RedisServer, t_ms: float) -> int:
-        """Replicas whose last ACK to `server` is at most min-replicas-max-lag s old."""
-        return sum(
-            1
-            for link in self.links.values()
-            if t_ms - link.acks.get(server.name, -np.inf) < self.max_lag_ms
-        )
+        """Replicas `server` lists as online whose last ACK is at most min-replicas-max-lag s
+        old (refreshGoodSlavesCount: `replstate == ONLINE && lag <= max-lag`)."""
+        limit = t_ms - self.max_lag_ms
+        if server is self.master:
+            links = [*self.links.values()]
+            if self._promoting is not None:
+                links.append(self._promoting)
+            return sum(
+                1
+                for link in links
+                if self._online(link, t_ms) and link.acks.get(server.name, -np.inf) > limit
+            )
+        # a deposed master knows nothing of the failover: it counts the replicas by the last
+        # ACK each sent it, the promoted ones included unless it saw their connection close
+        acks = [link.acks.get(server.name, -np.inf) for link in self.links.values()]
+        acks += self.departed_acks.get(server.name, [])
+        return sum(1 for ack in acks if ack > limit)
+
+    def _online(self, link: ReplicaLink, t_ms: float) -> bool:
+        """The master still lists the replica as an online one: a replica whose process died
+        closed the connection (freeClient drops it at once; a host that lost power sends no
+        FIN), one that reconnects or loads a full resync is not online yet."""
+        replica = link.server
+        if not replica.is_running and replica.down_reply != NO_ANSWER:
+            return False
+        return link.epoch == self.epoch and link.connected and link.syncing_until <= t_ms
 
     def write_refusal(self, server: RedisServer, t_ms: float) -> int:
         """The error a write gets on `server` now (0: none)."""
@@ -419,7 +443,14 @@ class Replication:
         old = self.master
         link = self.links.pop(replica.name)
         diverged_at = link.offset
+        if old.name in link.acks and not self.net.reachable(replica.name, old.name):
+            # REPLICAOF NO ONE closes its link to the old master, which never hears it: it
+            # keeps counting this replica by its last ACK (min-replicas-to-write)
+            self.departed_acks.setdefault(old.name, []).append(link.acks[old.name])
+        # the iterations committed now ran before the promotion, this replica still attached
+        self._promoting = link
         self.model.settle()
+        self._promoting = None
         if self.reads is not None:
             self.reads.retire()
         image = old.store.state_at(diverged_at)
