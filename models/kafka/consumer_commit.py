@@ -80,6 +80,10 @@ class Committing(ConsumerPart):
             txns.abandon(p, self.consumer)  # onPartitionsLost: abort what is in progress
         self._withdraw_cursor(cursor)
         del self.cursors[p]
+        # its fetched records will not be processed here: the time planned for them is free
+        # (what the member still has to process for its other partitions stays planned)
+        planned = max((entry[1] for c in self.cursors.values() for entry in c.pending), default=0.0)
+        self.busy_until = min(self.busy_until, max(planned, self.env.now))
 
     def revoke_all(self, commit: bool) -> None:
         for p in list(self.cursors):
