@@ -47,6 +47,18 @@ class Consumer(Fetching, Processing, Committing, Node):
         """Time to process one full poll (max.poll.records), with the current slowdown."""
         return self.cfg.max_poll_records * self.processing_ms * self.slowdown
 
+    def longest_poll_ms(self) -> float:
+        """Time to process the longest poll among the records fetched (the poll in progress
+        included): poll() returns at most max.poll.records, fewer when fewer were fetched, so a
+        member that keeps up calls poll() again after a few records."""
+        polls = self.cfg.max_poll_records
+        longest = 0
+        for cursor in self.cursors.values():
+            for _, _, ids, _, offset, _, base in cursor.pending:
+                start = base + (offset - base) // polls * polls  # the poll holding `offset`
+                longest = max(longest, min(polls, offset + ids.shape[0] - start))
+        return longest * self.processing_ms * self.slowdown
+
     def current_poll_left_ms(self) -> float:
         """Time until this member calls poll() again (the poll it processes is done)."""
         return min(max(0.0, self.busy_until - self.env.now), self.poll_ms())

@@ -17,9 +17,9 @@ Kafka's classic group protocol, simplified to what changes outcomes:
   `session.timeout.ms` later. A restarted consumer is a new member: its JoinGroup starts a
   rebalance at once, and the join round waits for every known member, its own old membership
   included, until that session expires (eager members have revoked everything meanwhile). A member
-  whose processing of one poll (max.poll.records x processing time) exceeds
+  whose processing of one poll (what it fetched, at most max.poll.records) exceeds
   `max.poll.interval.ms` leaves the group (checked every `heartbeat.interval.ms`, as the
-  heartbeat thread does) and rejoins when it is fast again. A graceful stop leaves at once.
+  heartbeat thread does) and rejoins at its next poll. A graceful stop leaves at once.
 - **Rebalances.** Members rejoin at their next poll, i.e. when the poll they are processing ends.
   Eager (range, roundrobin, sticky): every member revokes all its partitions at that moment,
   and the new assignment starts after the join and sync round trips. Cooperative
@@ -156,9 +156,19 @@ class Group:
             for consumer in self.model.consumers:
                 if consumer.state != UP:
                     continue
-                too_slow = consumer.poll_ms() > cfg.max_poll_interval_ms
-                if too_slow and consumer.name not in self.left and consumer.cursors:
-                    self.model.settle_all()
+                if consumer.name in self.left:
+                    # its next poll() rejoins (the poll it was processing was abandoned)
+                    if consumer.joinable:
+                        self.left.discard(consumer.name)
+                        self.request(f"{consumer.name} rejoined")
+                    continue
+                # what max.poll.interval.ms bounds is the poll the member processes: at most
+                # max.poll.records (if even that is fast enough, nothing to look at), fewer
+                # when it keeps up
+                if not consumer.cursors or consumer.poll_ms() <= cfg.max_poll_interval_ms:
+                    continue
+                self.model.settle_all()
+                if consumer.longest_poll_ms() > cfg.max_poll_interval_ms:
                     self.model.ctx.event(
                         "member_left", consumer.name, reason="max_poll_interval_exceeded"
                     )
@@ -170,9 +180,6 @@ class Group:
                             self.departed[p] = DUP_REBALANCE
                     self.left.add(consumer.name)
                     self.request("max_poll_interval_exceeded")
-                elif not too_slow and consumer.name in self.left and consumer.joinable:
-                    self.left.discard(consumer.name)
-                    self.request(f"{consumer.name} rejoined")
 
     # --- membership changes ---------------------------------------------------------------------
     def member_down(self, consumer: Consumer, crashed: bool) -> None:
