@@ -42,6 +42,12 @@ class SubscriberNode(ConsumerProcess):
     def on_restart(self) -> None:
         self.pubsub.subscribe(self.index, self.env.now)
 
+    def on_pause(self) -> None:
+        self.pubsub.paused(self.index)
+
+    def on_resume(self) -> None:
+        self.pubsub.resumed(self.index)
+
 
 class _Pending:
     """Copies sent to a subscriber and not processed yet, oldest first (growable arrays).
@@ -129,6 +135,7 @@ class _Sub:
         self.busy_until = -np.inf
         self.soft_since: float | None = None
         self.rejoin_at_drain = False  # killed: resubscribes once it has read what reached it
+        self.rejoin_at_resume = False  # its connection was reset while it was paused
 
 
 class PubSub:
@@ -162,6 +169,7 @@ class PubSub:
             return  # subscribes again when the server comes back
         node = self.nodes[index]
         self.subs[index].rejoin_at_drain = False
+        self.subs[index].rejoin_at_resume = False
         self.subs[index].connected_from = at + self.net.delay(node.name, "redis", 30)
 
     # --- PUBLISH ----------------------------------------------------------------------------------
@@ -202,8 +210,9 @@ class PubSub:
             start += cut + 1
 
     def _processing(self, index: int, node: Node, sent: np.ndarray, size: np.ndarray) -> np.ndarray:
-        """When each copy is processed: one way to the subscriber, then one at a time."""
-        if not self.net.reachable("redis", node.name):
+        """When each copy is processed: one way to the subscriber, then one at a time (not
+        while it is held by a cut, or the subscriber is paused: inf)."""
+        if node.is_paused or not self.net.reachable("redis", node.name):
             return np.full(sent.size, np.inf)
         arrival = sent + self.net.delays("redis", node.name, sent.size, size)
         service = self.processing_ms * node.slowdown
@@ -259,7 +268,7 @@ class PubSub:
         """Output buffer over the limit: Redis closes the client; its buffer is lost."""
         sub = self.subs[index]
         pending = sub.pending
-        lost = self._beyond_socket(pending, at)
+        lost = self._beyond_socket(pending, at, self._stopped_reader(index))
         if lost.any():
             self.history.lose(pending.ids[lost], "pubsub_output_buffer_limit", at)
             pending.keep(~lost)
@@ -276,7 +285,10 @@ class PubSub:
         client = self.model.config.client
         sub.connected_from = np.inf
         sub.busy_until = max(sub.busy_until, last) if pending.size else at
-        if client.reconnect:
+        if client.reconnect and self.nodes[index].is_paused:
+            # it sees the EOF once it runs again and has read what reached it
+            sub.rejoin_at_drain = True
+        elif client.reconnect:
             # the client reads what reached it, sees EOF, reconnects and resubscribes
             sub.rejoin_at_drain = True
             self._rejoin(index, max(at, last))
@@ -306,19 +318,49 @@ class PubSub:
         pending = sub.pending
         if pending.size:
             # what reached its socket dies with it; Redis drops the rest with the connection
-            beyond = self._beyond_socket(pending, now)
+            beyond = self._beyond_socket(pending, now, self._stopped_reader(index))
             self.history.lose(pending.ids[~beyond], "received_not_processed", now)
             self.history.lose(pending.ids[beyond], "dropped_by_server", now)
             pending.drop_first(pending.size)
         sub.connected_from = np.inf
         sub.busy_until = now
         sub.soft_since = None
+        sub.rejoin_at_drain = sub.rejoin_at_resume = False
+
+    def paused(self, index: int) -> None:
+        """SIGSTOP: the subscriber stops reading; what it has not processed waits (in its socket,
+        then in Redis's output buffer, which may now pass its limits) until it runs again."""
+        sub = self.subs[index]
+        done = sub.pending.done  # a view: held in place
+        done[done > self.env.now] = np.inf
+
+    def resumed(self, index: int) -> None:
+        """The subscriber runs again: it processes what waited, from now on."""
+        now = self.env.now
+        sub = self.subs[index]
+        node = self.nodes[index]
+        if sub.rejoin_at_resume:
+            # its connection was reset while it was stopped (the server restarted): it resubscribes
+            sub.rejoin_at_resume = False
+            self.subscribe(index, now + self.model.config.client.reconnect_delay_ms)
+        pending = sub.pending
+        if not self.net.reachable("redis", node.name):
+            return  # held by a cut as well: re-timed when it heals
+        held = ~np.isfinite(pending.done)
+        if held.any():
+            service = self.processing_ms * node.slowdown
+            done = pending.done
+            start = max(now, sub.busy_until if np.isfinite(sub.busy_until) else now)
+            done[held] = start + service * np.arange(1, int(held.sum()) + 1)
+            sub.busy_until = float(done[held][-1])
+        if sub.rejoin_at_drain and sub.connected_from > now:
+            self._rejoin(index, max(now, sub.busy_until))
 
     def server_down(self, now: float) -> None:
         """The server died: every subscription ends; unsent output buffers are gone."""
         self.flush(now)
-        for sub in self.subs:
-            beyond = self._beyond_socket(sub.pending, now)
+        for index, sub in enumerate(self.subs):
+            beyond = self._beyond_socket(sub.pending, now, self._stopped_reader(index))
             if beyond.any():
                 self.history.lose(sub.pending.ids[beyond], "dropped_by_server", now)
                 sub.pending.keep(~beyond)
@@ -329,7 +371,9 @@ class PubSub:
         """The server process is up again (SUBSCRIBE is allowed while LOADING): resubscribe."""
         delay = self.model.config.client.reconnect_delay_ms
         for index, node in enumerate(self.nodes):
-            if node.is_up and self.model.config.client.reconnect:
+            if node.is_paused and self.model.config.client.reconnect:
+                self.subs[index].rejoin_at_resume = True  # it sees the reset once it runs
+            elif node.is_up and self.model.config.client.reconnect:
                 self.subs[index].connected_from = (
                     now + delay + self.net.delay(node.name, "redis", 30)
                 )
@@ -344,7 +388,7 @@ class PubSub:
         for index, sub in enumerate(self.subs):
             node = self.nodes[index]
             pending = sub.pending
-            if not pending.size or not self.net.reachable("redis", node.name):
+            if not pending.size or node.is_paused or not self.net.reachable("redis", node.name):
                 continue
             done = pending.done  # a view: re-timed in place
             later = done > now
@@ -370,9 +414,16 @@ class PubSub:
     def backlog(self) -> int:
         return sum(s.pending.size for s in self.subs)
 
-    def _beyond_socket(self, pending: _Pending, at: float) -> np.ndarray:
-        """Unread copies that are still in Redis's output buffer, not in the socket buffers."""
+    def _stopped_reader(self, index: int) -> bool:
+        """Its unprocessed copies wait because the subscriber is paused, not behind a cut: they
+        flowed into its socket buffers as far as those go."""
+        node = self.nodes[index]
+        return node.is_paused and self.net.reachable("redis", node.name)
+
+    def _beyond_socket(self, pending: _Pending, at: float, stopped: bool = False) -> np.ndarray:
+        """Unread copies that are still in Redis's output buffer, not in the socket buffers
+        (a copy held by a cut never left Redis; one held by a paused reader did, up to them)."""
         done = pending.done
         unread = (done > at) | ~np.isfinite(done)
         in_kernel = np.cumsum(np.where(unread, pending.nbytes, 0.0)) <= self.socket_bytes
-        return unread & ~(in_kernel & np.isfinite(done))
+        return unread & ~(in_kernel & (np.isfinite(done) | stopped))
