@@ -88,6 +88,8 @@ class Consumer(Fetching, Processing, Committing, Node):
         self.model.group.member_leaving(self)
 
     def on_pause(self) -> None:
+        self.flush(self.env.now)
+        self.hold_poll()  # the frozen process keeps the records poll() returned
         self.withdraw()
         self.model.group.member_down(self, crashed=False)
 

@@ -26,8 +26,10 @@ class Cursor:
         "consumer",
         "fetch_offset",
         "gen",
+        "in_hand",
         "last_epoch",
         "leader",
+        "lost",
         "parked_on",
         "partition",
         "pending",
@@ -56,6 +58,10 @@ class Cursor:
         self.parked_on: PartitionReplica | None = None
         self.arrival = INF  # when the parked fetch reaches the leader
         self.sent_ms = INF
+        # records a frozen process held in memory: the rest of the poll in progress (ids, first
+        # offset, epoch, poll boundary), processed when it resumes even if the partition is gone
+        self.in_hand: tuple[np.ndarray, int, int, int] | None = None
+        self.lost = 0  # > 0: taken from us while frozen, finishing that poll (its number)
         # fetched records not yet processed by `now`: (first time, last time, ids, times,
         # first offset, epoch of the last record, first offset of the answer = poll boundary)
         self.pending: deque[tuple[float, float, np.ndarray, Any, int, int, int]] = deque()

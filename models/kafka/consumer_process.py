@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.kafka.consumer_cursor import IDLE, INF, Cursor
+from models.kafka.consumer_cursor import IDLE, INF, WAITING, Cursor
 from models.kafka.consumer_part import ConsumerPart
-from models.kafka.facts import DUP_PRODUCER_RETRY
+from models.kafka.facts import DUP_PRODUCER_RETRY, DUP_REBALANCE
 from simulator.node import UP
 
 if TYPE_CHECKING:
@@ -186,10 +186,69 @@ class Processing(ConsumerPart):
         cursor.state = IDLE
         cursor.gen += 1
 
+    def hold_poll(self) -> None:
+        """A frozen process keeps in memory what poll() returned and it has not processed yet:
+        per partition, the rest of the poll in progress (called at a pause, after a flush)."""
+        now = self.env.now
+        proc = self.processing_ms * self.slowdown
+        polls = self.cfg.max_poll_records
+        for cursor in self.cursors.values():
+            cursor.in_hand = None
+            if not cursor.pending or self.cfg.exactly_once:
+                continue  # a transactional zombie is fenced: what it would write is aborted
+            first, _, ids, _, offset, epoch, base = cursor.pending[0]
+            if (offset - base) % polls == 0 and first - proc > now:
+                continue  # the next poll has not started: nothing returned to the application
+            end = min(offset + ids.shape[0], base + ((offset - base) // polls + 1) * polls)
+            cursor.in_hand = (ids[: end - offset].copy(), offset, epoch, base)
+
+    def finish_lost_poll(self, p: int) -> None:
+        """Back from a freeze, the member processes the rest of the poll it held for partition
+        `p`, taken from it meanwhile; its next poll() learns that and drops `p` (no commit: it
+        would fail). What it processes the new owner may process too (duplicates)."""
+        cursor = self.cursors[p]
+        held, cursor.in_hand = cursor.in_hand, None
+        if held is None or self.state != UP:
+            self.consumer.revoke(p, commit=False)
+            return
+        ids, offset, epoch, base = held
+        now = self.env.now
+        proc = self.processing_ms * self.slowdown
+        start = now if now > self.busy_until else self.busy_until
+        done = np.cumsum(ids >= 0).astype(np.float64)  # records a cleaner removed take no time
+        times = start + proc * done
+        first, last = float(times[0]), float(times[-1])
+        cursor.pending.append((first, last, ids, times, offset, epoch, base))
+        cursor.state = WAITING  # no fetching: the partition is no longer ours
+        cursor.lost += 1
+        token = cursor.lost
+        self.busy_until = last
+        group = self.model.group
+        end = offset + ids.shape[0]
+        group.note_processed(p, end)
+        # whichever of the two processes a record second redelivers it after the rebalance
+        if cursor.redeliver_until < end:
+            cursor.redeliver_until, cursor.redeliver_cause = end, DUP_REBALANCE
+        owner = group.owner.get(p)
+        theirs = group.consumers()[owner].cursors.get(p) if owner is not None else None
+        if theirs is not None and theirs.redeliver_until < end:
+            # the new owner, reaching these records, processes them again
+            theirs.redeliver_until = end
+            theirs.redeliver_cause = theirs.redeliver_cause or DUP_REBALANCE
+
+        def drop(_e: Any) -> None:
+            if self.cursors.get(p) is not cursor or cursor.lost != token:
+                return  # crashed (its memory is gone), given p again, or frozen again
+            if self.state == UP and group.owner.get(p) != self.name:
+                self.model.settle_all()
+                self.consumer.revoke(p, commit=False)
+
+        self.env.timeout(max(0.0, last - now)).callbacks.append(drop)
+
     def resume_fetching(self) -> None:
         """Fetch again from the positions (after a fault reached this consumer)."""
         if self.state != UP:
             return
         for cursor in self.cursors.values():
-            if cursor.state == IDLE:
+            if cursor.state == IDLE and not cursor.lost:
                 self.fetch(cursor, self.env.now)

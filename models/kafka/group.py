@@ -213,12 +213,17 @@ class Group:
         self.request(f"{consumer.name} joined")
 
     def member_resumed(self, consumer: Consumer) -> None:
-        """A paused member came back: removed meanwhile, it drops its partitions and rejoins."""
+        """A paused member came back: removed meanwhile, it finishes the poll it held, drops
+        its partitions and rejoins."""
         # partitions handed to others while it was frozen (its session expired, or a rebalance
-        # went on without it) are no longer its own: drop them without committing
+        # went on without it) are no longer its own: the application first processes the rest
+        # of the poll it held, then its next poll() drops them without committing
         stale = [p for p in consumer.cursors if self.owner.get(p) != consumer.name]
+        for p in consumer.cursors:
+            if p not in stale:
+                consumer.cursors[p].in_hand = None  # fetched again from its position
         for p in stale:
-            consumer.revoke(p, commit=False)
+            consumer.finish_lost_poll(p)
         if consumer.expired or stale:
             consumer.expired = False
             self.request(f"{consumer.name} rejoined")
