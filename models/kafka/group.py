@@ -411,8 +411,12 @@ class Group:
             # the log end (Partition.fetchOffsetForTimestamp, read_uncommitted); records above
             # it are not committed yet, and the consumer reads them once they are
             latest = log.hw
-            if latest > processed and self.rebalances > 0:
-                gone = np.asarray(log.ids(log.pieces(max(processed, log.log_start), latest)))
+            # jumped over: what nobody processed; with transactions also what was processed
+            # under a transaction that never committed (no offsets were committed, so none did:
+            # its output was aborted). A record delivered keeps that fate whatever the skip
+            delivered = 0 if self.cfg.exactly_once else processed
+            if latest > delivered and self.rebalances > 0:
+                gone = np.asarray(log.ids(log.pieces(max(delivered, log.log_start), latest)))
                 model.ctx.history.skip(gone.astype(np.int64), OFFSET_RESET_LATEST, now)
             if self.rebalances > 0:
                 model.ctx.event("offset_reset", "", partition=p, offset=latest, reason="no_commit")
