@@ -190,11 +190,14 @@ class Group:
                 self.unowned_since[p] = self.env.now  # nobody consumes it from now on
         incarnation = consumer.incarnation
         consumer.session_pending = True
-        self.session_expiry[consumer.name] = self.env.now + self.cfg.session_timeout_ms
+        expiry = self.env.now + self.cfg.session_timeout_ms
+        self.session_expiry[consumer.name] = expiry
 
         def expire(_e: Any) -> None:
+            if self.session_expiry.get(consumer.name) != expiry:
+                return  # its heartbeats resumed (a thawed member), or a later session replaced it
             consumer.session_pending = False
-            self.session_expiry.pop(consumer.name, None)
+            del self.session_expiry[consumer.name]
             if consumer.state != UP or consumer.incarnation != incarnation:
                 consumer.expired = consumer.state != UP
                 self.model.ctx.event("member_expired", consumer.name)
@@ -215,6 +218,9 @@ class Group:
     def member_resumed(self, consumer: Consumer) -> None:
         """A paused member came back: removed meanwhile, it finishes the poll it held, drops
         its partitions and rejoins."""
+        # its heartbeats resume: the session that stopped at the pause is alive again
+        self.session_expiry.pop(consumer.name, None)
+        consumer.session_pending = False
         # partitions handed to others while it was frozen (its session expired, or a rebalance
         # went on without it) are no longer its own: the application first processes the rest
         # of the poll it held, then its next poll() drops them without committing
