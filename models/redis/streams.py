@@ -242,9 +242,9 @@ class StreamConsumers:
         self.nodes = [ConsumerNode(self, i) for i in range(count)]
         # entries received and not processed yet: (item, done_ms, how), per consumer
         self.pending: list[list[tuple[int, float, int]]] = [[] for _ in range(count)]
-        # by item: handed out by XREADGROUP > / by XAUTOCLAIM at least once (duplicate causes)
-        self._read_items = np.zeros(0, dtype=bool)
-        self._claimed_items = np.zeros(0, dtype=bool)
+        # by message id, bits of its entry (and of a retried XADD's twin, `retry` x 2): handed out
+        # by XREADGROUP > (1), by XAUTOCLAIM (2) at least once; for the duplicate causes
+        self._handed = np.zeros(0, dtype=np.uint8)
         self.busy_until = np.full(count, -np.inf)
         self._token = 0
         # XACK arguments by request token: (seq, item) ids the consumer acknowledges
@@ -333,19 +333,17 @@ class StreamConsumers:
         if not batch:
             return []
         items = np.array([item for _seq, item in batch], dtype=np.int64)
-        top = int(items.max()) + 1
-        if top > self._read_items.size:
-            size = max(top, 2 * self._read_items.size, 1024)
-            for name in ("_read_items", "_claimed_items"):
-                grown = np.zeros(size, dtype=bool)
-                old = getattr(self, name)
-                grown[: old.size] = old
-                setattr(self, name, grown)
+        ids = items >> 1
+        top = int(ids.max()) + 1
+        if top > self._handed.size:
+            grown = np.zeros(max(top, 2 * self._handed.size, 1024), dtype=np.uint8)
+            grown[: self._handed.size] = self._handed
+            self._handed = grown
+        bit = (1 << (2 * (items & 1) + int(claimed))).astype(np.uint8)
+        again = (self._handed[ids] & bit) != 0
+        self._handed[ids] |= bit
         if claimed:
-            self._claimed_items[items] = True
             return [CLAIMED] * len(batch)
-        again = self._read_items[items]
-        self._read_items[items] = True
         return np.where(again, READ_AGAIN, FIRST_READ).tolist()
 
     def _take(
@@ -447,12 +445,16 @@ class StreamConsumers:
             (~claimed & retry, "client_retry"),
             (~claimed & ~retry, self.redelivery_cause),
         )
+        if not (self.history.deliveries[ids] > 0).any() and bool((ids[1:] > ids[:-1]).all()):
+            self._deliver_groups(ids, times, groups)  # no copy can be a duplicate
+            return
         # the cause of each copy if it is a duplicate: an entry handed out once by XREADGROUP
         # and once by XAUTOCLAIM (its reader was still on it) is the claim's, whichever copy
         # comes second; a retried XADD's twin the retry's; one XREADGROUP handed out again the
         # group reset's (`redelivery_cause`)
         causes = ["claimed_pending_entry", "client_retry", self.redelivery_cause]
-        first_claimed = (how == FIRST_READ) & ~retry & self._claimed_items[item]
+        was_claimed = (self._handed[ids] & (2 << (2 * (item & 1)))) != 0
+        first_claimed = (how == FIRST_READ) & ~retry & was_claimed
         code = np.where(claimed | first_claimed, 0, np.where(retry | (how == FIRST_READ), 1, 2))
         order = np.concatenate([np.flatnonzero(sel) for sel, _cause in groups])
         seen = self.history.deliveries[ids[order]] > 0
@@ -462,15 +464,21 @@ class StreamConsumers:
         dups = order[seen | repeat]
         group_code = np.where(claimed, 0, np.where(retry, 1, 2))
         if (code[dups] == group_code[dups]).all():
-            for sel, cause in groups:  # (the common case: one call per cause)
-                if sel.any():
-                    self.history.deliver(ids[sel], times[sel], dup_cause=cause)
+            self._deliver_groups(ids, times, groups)
             return
         # record them in processing order, each run of copies with its own cause: the copy
         # processed first is the delivery
         starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
         for a, b in zip(starts.tolist(), [*starts[1:].tolist(), ids.size], strict=True):
             self.history.deliver(ids[a:b], times[a:b], dup_cause=causes[int(code[a])])
+
+    def _deliver_groups(
+        self, ids: np.ndarray, times: np.ndarray, groups: tuple[tuple[np.ndarray, str], ...]
+    ) -> None:
+        """One `deliver` per duplicate cause (the common case)."""
+        for sel, cause in groups:
+            if sel.any():
+                self.history.deliver(ids[sel], times[sel], dup_cause=cause)
 
     def before_down(self, index: int) -> None:
         """A consumer dies: what it read stays pending in the group (nothing is lost)."""
