@@ -343,6 +343,11 @@ class Replication:
             clients.on_replies(rows, reply_at, end_row, status, aux)
             return
         reply_at, status, waiting = self._wait(server, rows, end_row, reply_at, status)
+        never = waiting & ~np.isfinite(reply_at)
+        if never.any():
+            # WAIT with no timeout and too few replicas that can ack: no reply ever comes, the
+            # client times out (indeterminate, or a retry); nothing to hold for it
+            waiting = waiting & ~never
         if not waiting.any():
             clients.on_replies(rows, reply_at, end_row, status, aux)
             return
