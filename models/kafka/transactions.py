@@ -52,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.kafka.facts import DUP_PRODUCER_RETRY
 from simulator.node import UP
 
 if TYPE_CHECKING:
@@ -226,7 +227,12 @@ class Transactions:
         txn.records += ids.shape[0]
         self.out[p].chunks.append((txn, ids, dup_cause))
         if not self.read_committed:
-            self.model.facts.deliver(ids, times, DUP_ABORTED_READ_UNCOMMITTED)
+            # seen at once; a record seen before is either processed again (an earlier owner's
+            # output was aborted: the reader saw it anyway) or in the input twice (a producer
+            # retry without idempotence)
+            redo = dup_cause != DUP_PRODUCER_RETRY
+            again = DUP_ABORTED_READ_UNCOMMITTED if redo else DUP_PRODUCER_RETRY
+            self.model.facts.deliver(ids, times, again)
 
     def commit(self, consumer: Consumer, p: int, offset: int, epoch: int, end_ms: float) -> None:
         """The poll ended at `end_ms`: sendOffsetsToTransaction + commitTransaction."""
