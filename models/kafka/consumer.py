@@ -81,6 +81,8 @@ class Consumer(Fetching, Processing, Committing, Node):
         # the process's memory is gone: positions and fetched records; the group notices later
         self.withdraw()
         self.cursors = {}
+        if self.model.transactions is not None:
+            self.model.transactions.forget(self)  # its transactional producer died with it
         self.model.group.member_down(self, crashed=True)
 
     def on_stop(self) -> None:

@@ -178,6 +178,13 @@ class Transactions:
             if txn.tid == tid:
                 self._at(when, functools.partial(self._abort, txn, "fenced_by_restart"))
 
+    def forget(self, consumer: Consumer) -> None:
+        """`consumer` crashed: its producer instance is gone with its transactions in progress.
+        They stay open on the coordinator (until fenced or timed out); a restarted consumer is a
+        new producer that never writes into them, nor commits them."""
+        for key in [key for key in self.current if key[1] == consumer.name]:
+            del self.current[key]
+
     def abandon(self, p: int, consumer: Consumer) -> None:
         """`consumer` lost partition p without committing (onPartitionsLost, removed from the
         group): the loop aborts its transaction on p, and will not reuse it."""

@@ -37,3 +37,25 @@ def test_records_of_an_aborted_transaction_are_skipped_by_a_reset_to_latest() ->
     # skipped: in flight forever
     assert m["in_flight"] == 0 and m["lost"] == 0
     assert m["delivered"] + m["skipped_by_cause"]["offset_reset_latest"] == m["produced"]
+
+
+def test_a_restarted_consumer_never_commits_the_transaction_its_crash_left_open() -> None:
+    # both consumers crash at 3 s in the middle of their polls and are back at 3.5 s; each
+    # gets its partitions back from the committed offsets, and the transactions the crash left
+    # open are aborted (fenced by InitProducerId). Before the fix the restarted consumer, still
+    # known by the same name, committed its dead incarnation's open transaction when a
+    # rebalance revoked the partition right after handing it over, and then processed those
+    # records again: 15 duplicates the read_committed reader saw
+    faults = [{"at_s": 3.0, "kind": "consumer_crash", "target": "consumers", "duration_s": 0.5}]
+    result = run_kafka(
+        scenario(
+            faults,
+            workload__consumers=2,
+            workload__processing_ms=1.0,
+            kafka__consumer__enable_auto_commit=False,
+            kafka__consumer__exactly_once=True,
+        )
+    )
+    m = messages(result)
+    assert m["duplicates"] == 0, m["duplicates_by_cause"]
+    assert m["delivered"] == m["produced"]
