@@ -120,6 +120,8 @@ class Transactions:
         self.owner: list[str | None] = [None] * n  # who may write p (took it last)
         self.out = [OutputPartition() for _ in range(n)]
         self.in_flight = [0] * n  # EndTxn(commit) requests not yet applied, per partition
+        # per partition: the newest transaction whose offsets reached __consumer_offsets
+        self.offsets_from = [0] * n
         self.waiting: list[list[Callable[[], None]]] = [[] for _ in range(n)]
         self.committed = 0
         self.aborted = 0
@@ -286,7 +288,11 @@ class Transactions:
         txn.decided_ms = now
         self.committed += 1
         self.in_flight[p] -= 1
-        if txn.offset is not None:
+        if txn.offset is not None and txn.seq > self.offsets_from[p]:
+            # a producer commits its transactions one at a time (commitTransaction blocks), so
+            # an older transaction's offsets never replace a newer one's: in the model an EndTxn
+            # can arrive after a later one (a slow link, a coordinator that moved meanwhile)
+            self.offsets_from[p] = txn.seq
             group.commit_transactional(p, *txn.offset)
         self._advance(p, now)
         self._wake(p)

@@ -59,3 +59,45 @@ def test_a_restarted_consumer_never_commits_the_transaction_its_crash_left_open(
     m = messages(result)
     assert m["duplicates"] == 0, m["duplicates_by_cause"]
     assert m["delivered"] == m["produced"]
+
+
+def test_an_older_transactions_offsets_never_replace_a_newer_ones() -> None:
+    # Found by a random run (reduced): consumer1's EndTxn requests crossed a 500 ms delay on
+    # the consumers' links; when it ended (the final phase, 2 s) the next EndTxn arrived at
+    # once, before those still on their way, whose older offsets then replaced its newer ones
+    # in __consumer_offsets. A producer commits one transaction at a time, so that cannot
+    # happen: when consumer0's session expired, consumer1 got its partitions back from the
+    # stale offset and redid committed work (7 duplicates the read_committed reader saw)
+    doc = {
+        "system": {"kind": "kafka"},
+        "scenario": {"duration_s": 2.0, "warmup_s": 0.5, "drain_s": 20.0},
+        "workload": {
+            "rate_per_s": 1000.0,
+            "arrival": "poisson",
+            "producers": 1,
+            "consumers": 2,
+            "keys": 10,
+            "processing_ms": 3.0,
+        },
+        "kafka": {
+            "brokers": 4,
+            "topic": {"partitions": 4, "replication_factor": 1, "min_insync_replicas": 1},
+            "producer": {"acks": "all", "enable_idempotence": False, "linger_ms": 5.0},
+            "consumer": {
+                "enable_auto_commit": False,
+                "max_poll_records": 5,
+                "exactly_once": True,
+                "auto_offset_reset": "earliest",
+                "session_timeout_ms": 6000.0,
+                "heartbeat_interval_ms": 500.0,
+            },
+            "broker": {"broker_session_timeout_ms": 3000.0, "broker_heartbeat_interval_ms": 500.0},
+        },
+        "faults": [
+            {"at_s": 0.811, "kind": "delay", "target": "consumers", "delay_ms": 500.0},
+            {"at_s": 1.087, "kind": "consumer_crash", "target": "a_consumer"},
+        ],
+    }
+    m = messages(run_kafka(doc, seed=3512))
+    assert m["duplicates"] == 0, m["duplicates_by_cause"]
+    assert m["delivered"] == m["produced"]
