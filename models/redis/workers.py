@@ -4,7 +4,9 @@ Each worker loops: `BRPOP queue 0` (block until an item is there), process the i
 `processing_ms` (times the node's slowdown), then BRPOP again. The item left Redis when the
 pop ran: a worker that crashes after popping and before finishing loses it (cause
 `popped_not_processed`, the reason the "reliable queue" pattern BLMOVE/LMOVE exists). A pop
-lost in a server crash puts the item back, so it may be processed twice.
+lost in a server crash puts the item back, so it may be processed twice. A paused (SIGSTOPped)
+worker keeps what it holds: a reply that reaches it meanwhile waits in its socket until it runs
+again, then it processes the item and BRPOPs again.
 """
 
 from __future__ import annotations
@@ -41,6 +43,14 @@ class WorkerNode(ConsumerProcess):
     def on_restart(self) -> None:
         self.workers.connect(self.index, self.env.now)
 
+    def pause(self, duration_ms: float | None) -> None:
+        if self.is_running and not self.is_paused:
+            self.workers.model.server.settle()  # what was served before the stop is taken
+        super().pause(duration_ms)
+
+    def on_resume(self) -> None:
+        self.workers.resumed(self.index)
+
 
 class Workers:
     """The BRPOP workers of a list workload and the items they are processing."""
@@ -58,6 +68,11 @@ class Workers:
         self.pending: list[list[tuple[int, float]]] = [[] for _ in range(count)]
         self.busy_until = np.full(count, -np.inf)
         self._speed = [1.0] * count  # slowdown the pending items were timed with
+        # replies that reached a paused (SIGSTOP) worker: they wait in its socket until it runs
+        # again, (item, received_ms) per worker; and whether one it must answer by BRPOPing
+        # again (an error, a reset connection) is among them
+        self.parked: list[list[tuple[int, float]]] = [[] for _ in range(count)]
+        self.pop_on_resume = [False] * count
         # why an item popped again came back: the last time the list went back in time (a
         # restart from older files, a failover to a replica that missed the pop)
         self.redelivery_cause = "redelivered_after_restart"
@@ -105,9 +120,12 @@ class Workers:
             elif (
                 # -READONLY: a deposed master; -NOREPLICAS: BRPOP writes (it pops)
                 st in (ERR_LOADING, ERR_REFUSED, ERR_RESET, NO_ANSWER, ERR_READONLY, ERR_NOREPLICAS)
-                and self.nodes[worker].is_up
+                and self.nodes[worker].is_running
                 and self.model.config.client.reconnect
             ):
+                if self.nodes[worker].is_paused:
+                    self.pop_on_resume[worker] = True  # it reads the error once it runs
+                    continue
                 at = reply_at[i] if np.isfinite(reply_at[i]) else self.env.now
                 self._brpop(worker, float(at) + reconnect)
 
@@ -118,14 +136,34 @@ class Workers:
         worker = conn - WORKER_BASE
         node = self.nodes[worker]
         received = at_ms if arrived else at_ms + self.net.delay(server, node.name, 20)
-        if not node.is_up:
+        if not node.is_running:
             self._lose([item])
             return
+        if node.is_paused:
+            # SIGSTOP: the reply waits in the socket; the worker takes it when it runs again
+            self.parked[worker].append((item, received))
+            return
+        self._take(worker, item, received)
+
+    def _take(self, worker: int, item: int, received: float) -> None:
+        """Worker `worker` processes `item` that reached it at `received`, then BRPOPs again."""
+        node = self.nodes[worker]
         done = max(received, self.busy_until[worker]) + self.processing_ms * node.slowdown
         self._speed[worker] = node.slowdown
         self.busy_until[worker] = done
         self.pending[worker].append((item, done))
         self._brpop(worker, done)
+
+    def resumed(self, index: int) -> None:
+        """A paused worker runs again: it takes the replies that waited in its socket."""
+        now = self.env.now
+        parked, self.parked[index] = self.parked[index], []
+        for item, received in parked:
+            self._take(index, item, max(received, now))
+        if self.pop_on_resume[index]:
+            self.pop_on_resume[index] = False
+            if not parked:
+                self._brpop(index, now + self.model.config.client.reconnect_delay_ms)
 
     def flush(self, now: float) -> None:
         """Record the items whose processing finished by `now` as delivered."""
@@ -154,7 +192,10 @@ class Workers:
         now = self.env.now
         self.flush(now)
         lost = [item for item, _done in self.pending[index]]
+        lost += [item for item, _received in self.parked[index]]
         self.pending[index] = []
+        self.parked[index] = []
+        self.pop_on_resume[index] = False
         self.busy_until[index] = now
         self._lose(lost)
         server = self.model.server
@@ -176,7 +217,10 @@ class Workers:
         delay = self.model.config.client.reconnect_delay_ms
         for conn in blocked:
             index = conn - WORKER_BASE
-            if self.nodes[index].is_up and self.model.config.client.reconnect:
+            node = self.nodes[index]
+            if node.is_paused and self.model.config.client.reconnect:
+                self.pop_on_resume[index] = True  # it sees the reset once it runs
+            elif node.is_up and self.model.config.client.reconnect:
                 self._brpop(index, self.env.now + delay)
 
     def retime(self, now: float) -> None:
@@ -207,9 +251,11 @@ class Workers:
             server.submit(rows)
 
     def in_progress(self) -> int:
-        return sum(len(p) for p in self.pending)
+        return sum(len(p) for p in self.pending) + sum(len(p) for p in self.parked)
 
     def processing(self, ids: np.ndarray) -> np.ndarray:
-        """Which of `ids` a worker has popped and is still processing."""
+        """Which of `ids` a worker has popped and is still processing (or will, once it runs
+        again)."""
         held = [item >> 1 for items in self.pending for item, _done in items]
+        held += [item >> 1 for parked in self.parked for item, _received in parked]
         return np.isin(ids, np.array(held, dtype=np.int64))
