@@ -432,10 +432,15 @@ class RedisServer(Node):
             replication.reads.retire()
         image, replay_ms, lost = self.persistence.recover()
         history = self.ctx.history
+        consumed = self.store.mode in ("list", "stream")
         for begin, end, cause in lost:
             value, kind, _retry = ds.decode(self.store.journal.entries(begin, end))
             ids = value[kind == ds.WRITE]
             ids = ids[~self.model.carried_away(ids)]
+            if consumed and ids.size:
+                # a list item or stream entry a consumer popped or read before the crash is
+                # still with it, outside Redis: it processes it (not lost)
+                ids = ids[~self.model.processing(ids)]
             if ids.size:
                 history.lose(ids, cause, self.crashed_at_ms)
         self.store.load(image)
