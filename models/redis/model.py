@@ -115,6 +115,8 @@ class RedisModel(SystemModel):
         server = self.server
         if server.serving != SERVING or len(server.queue) or self.clients.held():
             return False
+        if server.replying or any(srv.replies_held() for srv in self.servers.values()):
+            return False  # replies not sent yet: an fsync under way, WAIT not returned
         replication = self.replication
         if (
             self.sentinels is not None

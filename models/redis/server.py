@@ -31,6 +31,7 @@ from models.redis.persistence import Persistence
 from models.redis.requests import RequestQueue, Rows, empty_rows
 from models.redis.stats import STALL_CONN, LoopStats
 from models.redis.store import ERR_REFUSED, ERR_RESET, NO_ANSWER, OK, Store
+from simulator import history as hist
 from simulator.disk import Disk
 from simulator.node import LOADING, UP, Node
 
@@ -86,6 +87,11 @@ class RedisServer(Node):
         self.crashed_at_ms = 0.0
         self._pause_start = 0.0
         self._inflight: Rows | None = None
+        # client writes executed while WAIT was on: their replies may be held until WAIT returns
+        # (ids of the producers' messages; those with an outcome are dropped as they are seen)
+        self._wait_writes: list[np.ndarray] = []
+        self._wait_writes_n = 0
+        self._wait_compact_at = 1 << 16
         self._poke: Any = None
         self._wake_at: float | None = None
         self._window_ms = 50.0
@@ -262,9 +268,40 @@ class RedisServer(Node):
         replication = self.model.replication
         if replication is not None:
             replication.executed(self, rows, end_row, status, pos0)
+            if replication.wait_replicas:
+                self._note_wait_writes(rows)
             replication.reply(self, rows, end_row, reply_at, status, aux)
             return
         self.model.clients.on_replies(rows, reply_at, end_row, status, aux)
+
+    def _note_wait_writes(self, rows: Rows) -> None:
+        msg = rows["msg"]
+        writes = msg[IS_WRITE[rows["op"]] & (msg >= 0)]
+        if not writes.size:
+            return
+        self._wait_writes.append(writes)
+        self._wait_writes_n += writes.size
+        if self._wait_writes_n > self._wait_compact_at:
+            left = self.replies_held()
+            self._wait_compact_at = max(1 << 16, 2 * left)
+
+    def replies_held(self) -> int:
+        """Client writes this server executed whose client has no answer yet: WAIT holds their
+        replies until enough replicas acked (or its timeout, or this server's death)."""
+        if not self._wait_writes:
+            return 0
+        ids = np.concatenate(self._wait_writes)
+        ids = ids[self.ctx.history.status[ids] == hist.PENDING]
+        self._wait_writes = [ids] if ids.size else []
+        self._wait_writes_n = int(ids.size)
+        return self._wait_writes_n
+
+    @property
+    def replying(self) -> bool:
+        """An iteration's commands ran and its beforeSleep is under way (an fsync of
+        `appendfsync always`): their replies have not left yet (a popped item is neither in the
+        list nor with its worker)."""
+        return self._inflight is not None
 
     def _aof_bytes(self, rows: Rows, status: np.ndarray) -> float:
         if status.size <= loop.SMALL_ROWS:  # (a few commands: integer sums without arrays)
