@@ -1,7 +1,9 @@
 """Redis Sentinel ("High availability with Redis Sentinel" docs; sentinel.conf 7.x).
 
-Each sentinel PINGs the master once a second. No valid reply for `down-after-milliseconds`
-makes the master subjectively down (SDOWN) for that sentinel; a `LOADING` reply is valid, so a
+Each sentinel PINGs the master once a second (every down-after-milliseconds if shorter). A PING
+left unanswered for `down-after-milliseconds` (counted from when it was sent: sentinel.c
+`sentinelCheckSubjectivelyDown`, `act_ping_time`) makes the master subjectively down (SDOWN)
+for that sentinel; a `LOADING` reply is valid, so a
 master that restarts and loads is not failed over. When `quorum` sentinels it can talk to agree,
 the master is objectively down (ODOWN); a sentinel that gathers the votes of a *majority* of all
 sentinels becomes leader (after a random delay of up to a second, as Sentinel desynchronizes
@@ -27,7 +29,7 @@ from simulator.node import Node
 if TYPE_CHECKING:
     from models.redis.model import RedisModel
 
-PING_PERIOD_MS = 1000.0
+PING_PERIOD_MS = 1000.0  # SENTINEL_PING_PERIOD (shorter when down-after-milliseconds is)
 ELECTION_DELAY_MAX_MS = 1000.0  # random desync before a sentinel asks for votes
 PROMOTION_SEEN_MS = 1000.0  # INFO of the promoted replica, refreshed every second in failover
 
@@ -40,7 +42,7 @@ class Sentinel(Node):
         self.group = group
         self.master_name = "redis"
         self.epoch = 0
-        self.last_ok_ms = self.env.now
+        self.ping_sent_ms: float | None = None  # the oldest PING still unanswered (act_ping_time)
         self.sdown = False
         self.odown = False
 
@@ -49,12 +51,19 @@ class Sentinel(Node):
 
     def _run(self) -> Generator[Any, Any, None]:
         yield self.env.timeout(float(self.group.rng.uniform(0, PING_PERIOD_MS)))
+        group = self.group
         while True:
-            self.group.tick(self)
-            yield self.env.timeout(PING_PERIOD_MS)
+            group.tick(self)
+            wait = group.ping_period_ms
+            if self.ping_sent_ms is not None and not self.sdown:
+                # sentinelTimer checks SDOWN 10 times a second: not later than it is due
+                due = self.ping_sent_ms + group.down_after_ms - self.env.now
+                if due > 0:
+                    wait = min(wait, due)
+            yield self.env.timeout(wait)
 
     def on_restart(self) -> None:
-        self.last_ok_ms = self.env.now
+        self.ping_sent_ms = None
         self.sdown = self.odown = False
         self.start()
 
@@ -72,6 +81,7 @@ class Sentinels:
         spec = model.config.sentinel
         self.quorum = spec.quorum
         self.down_after_ms = spec.down_after_milliseconds
+        self.ping_period_ms = min(PING_PERIOD_MS, self.down_after_ms)
         self.failover_timeout_ms = spec.failover_timeout
         self.rng = model.ctx.rng("redis.sentinel")
         self.nodes = [Sentinel(self, name) for name in model.config.sentinel_names()]
@@ -99,7 +109,7 @@ class Sentinels:
         newest = max(peers, key=lambda s: s.epoch)
         if newest.epoch > me.epoch:  # hello messages: adopt the newer configuration
             me.epoch, me.master_name = newest.epoch, newest.master_name
-            me.last_ok_ms, me.sdown, me.odown = now, False, False
+            me.ping_sent_ms, me.sdown, me.odown = None, False, False
         servers = self.model.servers
         if me.master_name == replication.master.name:
             for name in list(replication.stale):
@@ -108,10 +118,12 @@ class Sentinels:
                     replication.demote(deposed)
         master = servers[me.master_name]
         if master.is_running and not master.is_paused and self._talk(me.name, master.name):
-            me.last_ok_ms = now
+            me.ping_sent_ms = None
             me.sdown = me.odown = False
             return
-        if not me.sdown and now - me.last_ok_ms >= self.down_after_ms:
+        if me.ping_sent_ms is None:
+            me.ping_sent_ms = now  # this PING goes unanswered
+        if not me.sdown and now - me.ping_sent_ms >= self.down_after_ms - 1e-9:
             me.sdown = True
             self.ctx.event("sdown", me.name, master=master.name)
         if not me.sdown:
@@ -152,7 +164,7 @@ class Sentinels:
         yield self.env.timeout(PROMOTION_SEEN_MS)
         if leader.epoch < new_epoch:
             leader.epoch, leader.master_name = new_epoch, chosen.name
-            leader.last_ok_ms, leader.sdown, leader.odown = self.env.now, False, False
+            leader.ping_sent_ms, leader.sdown, leader.odown = None, False, False
         self.failover_until = -np.inf
 
     def _client_lookup(self) -> Generator[Any, Any, None]:

@@ -135,7 +135,7 @@ def test_reads_from_the_master_are_stale_after_a_failover_lost_acknowledged_writ
     }
     faults = lag_then_power_loss(100.0, 1.5)
     result = run_redis(
-        spec(redis=redis, faults=faults, duration_s=4.0, workload={"rate_per_s": 4000.0})
+        spec(redis=redis, faults=faults, duration_s=5.0, workload={"rate_per_s": 4000.0})
     )
     reads = result.summary["model"]
     assert result.summary["messages"]["lost_by_cause"]["discarded_on_failover"] > 100
