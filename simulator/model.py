@@ -11,6 +11,18 @@ if TYPE_CHECKING:
     from simulator.scenario import Fault
 
 
+class ModelFallback(Exception):
+    """Raised by a model that plans the run in spans (a faster engine for the steady state)
+    when the run leaves what it can plan: the runner runs the scenario again from the start
+    with `overrides` (which select the event-by-event engine), so the result is exactly that
+    engine's. `reason` goes to the result's manifest."""
+
+    def __init__(self, reason: str, overrides: dict[str, Any]):
+        super().__init__(reason)
+        self.reason = reason
+        self.overrides = overrides
+
+
 class SystemModel:
     """Base class of the Redis, Kafka and queue models.
 
@@ -20,6 +32,9 @@ class SystemModel:
     healed the network and restarted every node) until `drained()` or the drain limit, and finally
     `final_read()`.
     """
+
+    # which engine ran the model (the result's manifest says so when a model has two)
+    engine: str | None = None
 
     def __init__(self, ctx: RunContext):
         self.ctx = ctx

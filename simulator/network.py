@@ -72,6 +72,10 @@ class Link:
         sigma = self.jitter_sigma
         return self.rng.lognormal(-0.5 * sigma * sigma, sigma, n)
 
+    def jitter_factors(self, n: int) -> np.ndarray:
+        """The next `n` jitter factors of this link's stream (a model that plans delays)."""
+        return self._jitter(n)
+
     def _refill(self) -> list[float]:
         draws = self._jitter(_JITTER_CHUNK)
         self._factors = draws.tolist()

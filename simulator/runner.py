@@ -13,7 +13,7 @@ from simulator.checker import check
 from simulator.context import RunContext
 from simulator.faults import FaultInjector
 from simulator.invariants import check_history
-from simulator.model import SystemModel
+from simulator.model import ModelFallback, SystemModel
 from simulator.network import Network
 from simulator.results import Result
 from simulator.scenario import ScenarioBase, load_scenario
@@ -71,12 +71,33 @@ def run(
     progress: bool | ProgressCallback = False,
     check_invariants: bool = False,
 ) -> Result:
-    """Run one scenario (a Scenario, a file, a built-in name or plain data) with one seed."""
+    """Run one scenario (a Scenario, a file, a built-in name or plain data) with one seed.
+
+    A model with a planning engine may find that the run leaves the steady state it can plan
+    (`ModelFallback`): the scenario then runs again from the start with the event-by-event
+    engine, and the manifest says why (`engine_fallback`)."""
     spec = scenario if isinstance(scenario, ScenarioBase) else load_scenario(scenario, overrides)
     if isinstance(scenario, ScenarioBase) and overrides:
         spec = spec.with_overrides(overrides)
     wall_start = time.perf_counter()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    try:
+        return _run_once(spec, seed, progress, check_invariants, wall_start, started_at)
+    except ModelFallback as fallback:
+        again = spec.with_overrides(fallback.overrides)
+        result = _run_once(again, seed, progress, check_invariants, wall_start, started_at)
+        result.manifest["engine_fallback"] = fallback.reason
+        return result
+
+
+def _run_once(
+    spec: ScenarioBase,
+    seed: int | None,
+    progress: bool | ProgressCallback,
+    check_invariants: bool,
+    wall_start: float,
+    started_at: str,
+) -> Result:
     ctx, model = build(spec, seed, check_invariants)
     env = ctx.env
     duration_ms = ctx.duration_ms
@@ -104,32 +125,37 @@ def run(
                 done = int(100 * min(1.0, (env.now + ctx.warmup_ms) / total))
                 bar.update(done - bar.n)
 
-    # warm-up: consumers join and settle; nothing is produced
-    _advance(ctx, 0.0, 1, None)
-    ctx.phase = "measured"
-    injector = FaultInjector(ctx, model)
-    model.start_workload()
-    injector.start()
-    _advance(ctx, duration_ms, 50, report)
+    try:
+        # warm-up: consumers join and settle; nothing is produced
+        _advance(ctx, 0.0, 1, None)
+        ctx.phase = "measured"
+        injector = FaultInjector(ctx, model)
+        model.start_workload()
+        injector.start()
+        _advance(ctx, duration_ms, 50, report)
 
-    # final phase: stop producing, heal and restart everything, drain, final read
-    ctx.phase = "final"
-    ctx.event("final_phase")
-    model.stop_workload()
-    injector.end_all()
-    final = model.final_phase()
-    if final is not None:
-        env.process(final)
-    deadline = duration_ms + drain_ms
-    step = max(interval, 10.0)
-    while env.now < deadline:
-        env.run(until=min(deadline, env.now + step))
-        if model.drained():
-            break
-    model.final_read()
-    ctx.end_ms = env.now
-    if ctx.check_invariants:
-        model.check_invariants()
+        # final phase: stop producing, heal and restart everything, drain, final read
+        ctx.phase = "final"
+        ctx.event("final_phase")
+        model.stop_workload()
+        injector.end_all()
+        final = model.final_phase()
+        if final is not None:
+            env.process(final)
+        deadline = duration_ms + drain_ms
+        step = max(interval, 10.0)
+        while env.now < deadline:
+            env.run(until=min(deadline, env.now + step))
+            if model.drained():
+                break
+        model.final_read()
+        ctx.end_ms = env.now
+        if ctx.check_invariants:
+            model.check_invariants()
+    except ModelFallback:
+        if bar is not None:
+            bar.close()  # the run starts again with the other engine
+        raise
     sim_wall = time.perf_counter() - wall_start
     if bar is not None:
         bar.update(100 - bar.n)
@@ -145,6 +171,8 @@ def run(
     )
     result.manifest["sim_s"] = sim_wall
     result.manifest["check_s"] = check_wall
+    if model.engine is not None:
+        result.manifest["engine"] = model.engine
     return result
 
 

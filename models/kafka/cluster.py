@@ -12,6 +12,7 @@ fault, gauge sample or drain check, so faults always meet the exact state of tha
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -43,6 +44,27 @@ FEED_MS = 20.0  # the workload is turned into records this far ahead (vectorized
 KEY_BYTES = 8  # a long key
 STREAM_TABLE_MAX_KEYS = 4_000_000  # above, deliveries reach the history in recording order
 NETWORK_FAULTS = ("partition", "heal", "delay", "packet_loss")
+
+
+def hash_partition(keys: np.ndarray, partitions: int) -> np.ndarray:
+    """The default partitioner: hash(key) % partitions (a multiplicative hash for murmur2)."""
+    h = (keys.astype(np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
+    return (h % np.uint64(partitions)).astype(np.int64)
+
+
+def streams_of_keys(
+    keys: int, partitions: int, producers: int, partition: Callable[..., np.ndarray]
+) -> np.ndarray | None:
+    """Key -> (partition, producer) stream, when every key has one (keyed partitioner);
+    `partition(keys, sizes, producer)` is the model's partitioner."""
+    if keys > STREAM_TABLE_MAX_KEYS:
+        return None
+    all_keys = np.arange(keys, dtype=np.int64)
+    n_producers = max(1, producers)
+    parts = partition(all_keys, np.zeros(keys, dtype=np.int64), all_keys % n_producers)
+    streams = parts * n_producers + all_keys % n_producers
+    small = partitions * n_producers <= np.iinfo(np.uint16).max
+    return streams.astype(np.uint16 if small else np.int64)
 
 
 class KafkaModel(SystemModel):
@@ -143,8 +165,7 @@ class KafkaModel(SystemModel):
         sticky: keyless records stay on one partition per batch.size bytes (KIP-794)."""
         n = self.config.topic.partitions
         if self.config.producer.partitioner == "default":
-            h = (keys.astype(np.uint64) * np.uint64(2654435761)) & np.uint64(0xFFFFFFFF)
-            return (h % np.uint64(n)).astype(np.int64)
+            return hash_partition(keys, n)
         batch = self.config.producer.batch_size
         out = np.empty(keys.shape[0], dtype=np.int64)
         for k in np.unique(producer).tolist():
@@ -158,15 +179,12 @@ class KafkaModel(SystemModel):
 
     def _streams_of_keys(self) -> np.ndarray | None:
         """Key -> (partition, producer) stream, when every key has one (keyed partitioner)."""
-        keys = self.spec.workload.keys
-        if self.config.producer.partitioner != "default" or keys > STREAM_TABLE_MAX_KEYS:
+        if self.config.producer.partitioner != "default":
             return None
-        all_keys = np.arange(keys, dtype=np.int64)
-        n_producers = max(1, self.spec.workload.producers)
-        parts = self._partition(all_keys, np.zeros(keys, dtype=np.int64), all_keys % n_producers)
-        streams = parts * n_producers + all_keys % n_producers
-        small = self.config.topic.partitions * n_producers <= np.iinfo(np.uint16).max
-        return streams.astype(np.uint16 if small else np.int64)
+        workload = self.spec.workload
+        return streams_of_keys(
+            workload.keys, self.config.topic.partitions, workload.producers, self._partition
+        )
 
     def stop_workload(self) -> None:
         """End of the measured phase: producers flush (close()) what they hold."""

@@ -345,6 +345,13 @@ class KafkaConfig(SystemConfig):
     """Apache Kafka 4.0 (KRaft): brokers, one topic, producers, a consumer group"""
 
     brokers: int = Field(3, ge=1, le=100, description="Brokers (broker0, broker1, ...).")
+    engine: Literal["auto", "events"] = Field(
+        "auto",
+        description="Simulator setting, not a Kafka one: auto plans a run without faults in "
+        "spans with numpy while it stays in the steady state (no broker thread ever busy, no "
+        "batch filling up, no producer blocked), and runs event by event otherwise (from the "
+        "start, with the same result as events); events always simulates event by event.",
+    )
     topic: TopicConfig = Field(default_factory=TopicConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     producer: ProducerConfig = Field(default_factory=ProducerConfig)
