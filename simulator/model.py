@@ -18,9 +18,13 @@ class ModelFallback(Exception):
     engine's. `reason` goes to the result's manifest."""
 
     def __init__(self, reason: str, overrides: dict[str, Any]):
-        super().__init__(reason)
+        # args are the constructor's: SimPy re-raises a process's exception as type(exc)(*args)
+        super().__init__(reason, overrides)
         self.reason = reason
         self.overrides = overrides
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 class SystemModel:

@@ -38,6 +38,7 @@ class Capacity:
         self.network_ms = request_cpu_ms * NETWORK_SHARE
         self.ms_per_byte = cpu_ms_per_mb / 1e6
         self.slow_factor = 1.0
+        self.latest = float("-inf")  # the latest time the threads were given work at
         # metrics since the last sample
         self.queue_ms_sum = 0.0
         self.requests = 0
@@ -50,9 +51,12 @@ class Capacity:
         self.net_free = [float("-inf")] * len(self.net_free)
         self.io_free = [float("-inf")] * len(self.io_free)
         self.queue_starts.clear()
+        self.latest = float("-inf")
 
     def handle(self, t: float, nbytes: float) -> tuple[float, float]:
         """A request arriving at `t` carrying `nbytes` of records: (done time, time it waited)."""
+        if t > self.latest:
+            self.latest = t
         net = self.net_free
         start = net[0] if net[0] > t else t
         network_ms = self.network_ms
@@ -71,12 +75,21 @@ class Capacity:
         return done, start_io - t - network_ms
 
     def send(self, t: float, nbytes: float) -> float:
-        """A response of `nbytes` written by a network thread from `t`: when it leaves."""
+        """A response of `nbytes` written by a network thread from `t`: when it leaves.
+
+        A response decided late (a consumer's parked fetch is answered lazily, when the high
+        watermark next moves) is dated before work the threads were given since: the heaps
+        only know when each thread is next free, not what it did at `t`, so such a response
+        takes no thread (it does not wait, and delays nothing)."""
+        self.bytes_out += nbytes
+        cost = nbytes * self.ms_per_byte
+        if t < self.latest:
+            return t + cost
+        self.latest = t
         net = self.net_free
         start = net[0] if net[0] > t else t
-        done = start + nbytes * self.ms_per_byte
+        done = start + cost
         heapreplace(net, done)
-        self.bytes_out += nbytes
         return done
 
     def sample(self) -> tuple[float, float, float, int]:

@@ -347,10 +347,11 @@ class KafkaConfig(SystemConfig):
     brokers: int = Field(3, ge=1, le=100, description="Brokers (broker0, broker1, ...).")
     engine: Literal["auto", "events"] = Field(
         "auto",
-        description="Simulator setting, not a Kafka one: auto plans a run without faults in "
-        "spans with numpy while it stays in the steady state (no broker thread ever busy, no "
-        "batch filling up, no producer blocked), and runs event by event otherwise (from the "
-        "start, with the same result as events); events always simulates event by event.",
+        description="Simulator setting, not a Kafka one. auto: a run without faults is planned "
+        "in spans with numpy, many times faster, as long as it stays in the steady state (no "
+        "request waits 0.1 ms for a broker thread, no batch fills up, no producer blocks); "
+        "when it leaves it, the run is simulated event by event from the start, with exactly "
+        "the result of events (the manifest says why). events: always event by event.",
     )
     topic: TopicConfig = Field(default_factory=TopicConfig)
     broker: BrokerConfig = Field(default_factory=BrokerConfig)

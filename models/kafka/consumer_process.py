@@ -43,11 +43,15 @@ class Processing(ConsumerPart):
             # a compacted log: records the cleaner removed are not in the answer (id -1)
             ids = cleaner.visible(cursor.partition, pieces, ids)
         proc = self.processing_ms * self.slowdown
-        start = arrival if arrival > self.busy_until else self.busy_until
         if proc <= 0.0:
-            times: Any = start
-            first = last = next_send = start
+            # nothing to wait for: the poll returns the records when they arrive (answers of
+            # several partitions are settled in no particular order, so none waits for another)
+            times: Any = arrival
+            first = last = next_send = arrival
+            if arrival > self.busy_until:
+                self.busy_until = arrival
         else:
+            start = arrival if arrival > self.busy_until else self.busy_until
             polls = self.cfg.max_poll_records
             last_poll = n % polls or polls
             if cleaner is None or ids[ids < 0].shape[0] == 0:
@@ -60,7 +64,7 @@ class Processing(ConsumerPart):
                     start + proc * float(done[n - last_poll - 1]) if n > last_poll else start
                 )
             first, last = float(times[0]), float(times[-1])
-        self.busy_until = last
+            self.busy_until = last
         epoch = pieces[-1][3]
         offset = cursor.fetch_offset
         cursor.pending.append((first, last, ids, times, offset, epoch, offset))

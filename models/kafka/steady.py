@@ -13,7 +13,8 @@ When: `kafka.engine = "auto"` (the default), no fault and no nemesis in the scen
 invariant checking, an open-loop workload, the default (key hash) partitioner, no
 transactions, no compaction, no fsync setting, retention longer than the run, acks=all with
 enough replicas for min.insync.replicas, a processing time only when each consumer owns at
-most one partition, and `fetch.min.bytes` 1. While planning, every assumption of the steady state
+most one partition, and `fetch.min.bytes` 1. With invariant checks on, the planner checks its
+own (`check_invariants`). While planning, every assumption of the steady state
 is checked (steady_plan.py); the first that fails raises `Fallback` and the runner simulates the
 scenario event by event from the start (its manifest says why), so a result is always either
 the planner's or exactly the event engine's.
@@ -32,7 +33,7 @@ from models.kafka.group_assignors import assign
 from models.kafka.steady_plan import Planner
 from models.kafka.store import RECORD_OVERHEAD_BYTES
 from models.kafka.transactions import transactions_summary
-from simulator.model import SystemModel
+from simulator.model import InvariantViolation, SystemModel
 from simulator.node import Node
 from simulator.workload import make_workload
 
@@ -54,7 +55,6 @@ def plan_refusal(ctx: RunContext) -> str | None:
         (cfg.engine != "auto", "kafka.engine is events"),
         (bool(spec.faults), "the scenario has faults"),
         (spec.nemesis.enabled, "the scenario has a nemesis"),
-        (ctx.check_invariants, "invariants are checked (they read the event engine's state)"),
         (workload.mode != "open", "a closed-loop workload"),
         (producer.partitioner != "default", "the sticky partitioner"),
         (topic.cleanup_policy != "delete", "a compacted topic"),
@@ -221,6 +221,28 @@ class SteadyKafka(SystemModel):
             "bytes_out_per_s": planner.bytes_out.take(prev, now) / span_s,
             "produce_requests_per_s": planner.produce_count.take(prev, now) / span_s,
         }
+
+    def check_invariants(self) -> None:
+        """What the planned facts must satisfy at every sample: per partition, the high
+        watermark never passes the log end and a consumer's position never passes the high
+        watermark (consumers see committed records only); nothing is delivered before it was
+        acknowledged with acks=all (the HW passes a batch before its answer leaves)."""
+        now = self.env.now
+        planner = self.planner
+        for p, part in enumerate(planner.parts):
+            leo, hw = part.leo.at(now), part.hw.at(now)
+            if hw > leo:
+                raise InvariantViolation(
+                    now, f"broker{planner.replicas[p][0]}", "high watermark <= log end offset",
+                    {"partition": p, "hw": hw, "leo": leo},
+                )  # fmt: skip
+            if p in self.owner:
+                position = part.delivered.at(now)
+                if position > hw:
+                    raise InvariantViolation(
+                        now, f"consumer{self.owner[p]}", "a consumer reads below the high watermark",
+                        {"partition": p, "position": position, "hw": hw},
+                    )  # fmt: skip
 
     def resolve_target(self, target: str) -> list[str]:
         """The event engine's roles, in the steady state (preferred leaders, full ISRs)."""

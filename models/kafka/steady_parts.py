@@ -6,7 +6,7 @@ Everything here works on numpy arrays or plain Python lists: no simulation event
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from heapq import heapreplace
 
@@ -23,8 +23,8 @@ DRAW_CHUNK = 1024  # jitter factors drawn per refill of one link
 class Fallback(ModelFallback):
     """The steady state ended (or never held): the run must be simulated event by event."""
 
-    def __init__(self, reason: str):
-        super().__init__(reason, {"kafka.engine": "events"})
+    def __init__(self, reason: str, overrides: dict[str, Any] | None = None):
+        super().__init__(reason, overrides or {"kafka.engine": "events"})
 
 
 class Draws:
