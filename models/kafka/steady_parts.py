@@ -87,6 +87,11 @@ class Grow:
 
     def extend(self, values: np.ndarray) -> None:
         n = values.shape[0]
+        self.grow(n)
+        self._buf[self.end - n : self.end] = values
+
+    def grow(self, n: int) -> None:
+        """`n` more elements, not initialized."""
         if self.end + n > self._buf.shape[0]:
             keep = self._buf[self.start : self.end]
             size = max(2 * (keep.shape[0] + n), 1024)
@@ -96,7 +101,6 @@ class Grow:
             self.end = keep.shape[0]
             self.start = 0
             self._buf = buf
-        self._buf[self.end : self.end + n] = values
         self.end += n
 
     def view(self, lo: int, hi: int) -> np.ndarray:
@@ -143,35 +147,34 @@ class Steps:
 class Sums:
     """Amounts at times (bytes in or out, requests), summed over intervals for the gauges."""
 
-    __slots__ = ("chunks", "cum", "times")
+    __slots__ = ("chunks",)
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []
-        self.times = np.empty(0)  # merged, sorted ...
-        self.cum = np.empty(0)  # ... and the running sum of their amounts
+        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted times, running sums)
 
     def add(self, times: np.ndarray, amounts: np.ndarray) -> None:
-        if times.shape[0]:
-            self.chunks.append((times, amounts))
+        if not times.shape[0]:
+            return
+        if times.shape[0] > 1 and not bool((times[1:] >= times[:-1]).all()):
+            order = np.argsort(times, kind="stable")
+            times, amounts = times[order], amounts[order]
+        self.chunks.append((times, np.cumsum(amounts)))
 
     def take(self, lo: float, hi: float) -> float:
-        """The sum of amounts with time <= hi, dropped (the caller's previous hi was `lo`: the
-        amounts at or before it were taken then)."""
-        if self.chunks:
-            # the amounts still kept, back from their running sum, with the new ones
-            kept = np.diff(np.concatenate(([0.0], self.cum)))
-            times = np.concatenate([self.times] + [t for t, _ in self.chunks])
-            amounts = np.concatenate([kept] + [a for _, a in self.chunks])
-            order = np.argsort(times, kind="stable")
-            self.times = times[order]
-            self.cum = np.cumsum(amounts[order])
-            self.chunks = []
-        k = int(np.searchsorted(self.times, hi, side="right"))
-        if not k:
-            return 0.0
-        total = float(self.cum[k - 1])
-        self.times = self.times[k:]
-        self.cum = self.cum[k:] - total
+        """The sum of the amounts at times <= hi, which are dropped (the caller's previous hi
+        was `lo`: what was at or before it was taken then)."""
+        total = 0.0
+        keep = []
+        for times, cum in self.chunks:
+            k = int(times.searchsorted(hi, side="right"))
+            if k:
+                part = float(cum[k - 1])
+                total += part
+                if k < times.shape[0]:
+                    keep.append((times[k:], cum[k:] - part))
+            else:
+                keep.append((times, cum))
+        self.chunks = keep
         return total
 
 

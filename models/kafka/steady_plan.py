@@ -324,12 +324,13 @@ class Planner:
         order = np.argsort(narrow, kind="stable")
         counts = np.bincount(conn, minlength=n_conn)
         bounds = np.concatenate(([0], np.cumsum(counts)))
-        s_t, s_ids, s_p, s_s = times[order], ids[order], parts[order], sizes[order]
+        s_t, s_p, s_s = times[order], parts[order], sizes[order]
+        s_ids = order + int(ids[0])  # the ids of one pull are consecutive
         for k in np.flatnonzero(counts).tolist():
             a, b = int(bounds[k]), int(bounds[k + 1])
             self.conns[k].add(s_t[a:b], s_ids[a:b], s_p[a:b], s_s[a:b])
-        self.win_ack.extend(np.full(ids.shape[0], np.nan))
-        self.win_dlv.extend(np.full(ids.shape[0], np.nan))
+        self.win_ack.grow(ids.shape[0])  # written before they are read (flush)
+        self.win_dlv.grow(ids.shape[0])
         per_producer = np.bincount(owner, weights=sizes, minlength=self.n_producers)
         self.pulled.append((until, per_producer))
         self._check_buffer(until)
