@@ -174,7 +174,7 @@ class SteadyKafka(SystemModel):
         sizes = (sizes + (KEY_BYTES + RECORD_OVERHEAD_BYTES)).astype(np.float64)
         owner = (keys % self.spec.workload.producers).astype(np.int64)
         parts = hash_partition(keys, self.config.topic.partitions)
-        self.planner.add_records(ids, times, parts, sizes, owner, until)
+        self.planner.add_records(ids, times, parts, sizes, owner)
 
     def stop_workload(self) -> None:
         """The producers flush (close()) what they hold; everything left is planned."""

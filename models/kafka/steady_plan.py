@@ -37,6 +37,7 @@ import numpy as np
 
 from models.kafka import protocol as pr
 from models.kafka.capacity import NETWORK_SHARE
+from models.kafka.cluster import FEED_MS
 from models.kafka.consumer_cursor import FETCH_BYTES
 from models.kafka.produce import DEFER_MS
 from models.kafka.replication import FETCH_REQUEST_BYTES, PARTITION_FIELDS_BYTES
@@ -309,14 +310,14 @@ class Planner:
         self.H = -INF
         self.done_at = start
         self.max_ack_ms = 0.0
-        self.pulled: list[tuple[float, np.ndarray]] = []  # (until, bytes per producer)
+        self.buffer_bins: list[tuple[float, np.ndarray]] = []  # (first ms, producer x ms bytes)
 
     # --- records in -------------------------------------------------------------------------------
     def add_records(
         self, ids: np.ndarray, times: np.ndarray, parts: np.ndarray, sizes: np.ndarray,
-        owner: np.ndarray, until: float,
+        owner: np.ndarray,
     ) -> None:  # fmt: skip
-        """Records sent (send()) by the producers up to `until`: to their connections."""
+        """Records sent (send()) by the producers: to their connections."""
         B = self.B
         conn = owner * B + self.lead_of[parts]
         n_conn = len(self.conns)
@@ -331,19 +332,34 @@ class Planner:
             self.conns[k].add(s_t[a:b], s_ids[a:b], s_p[a:b], s_s[a:b])
         self.win_ack.grow(ids.shape[0])  # written before they are read (flush)
         self.win_dlv.grow(ids.shape[0])
-        per_producer = np.bincount(owner, weights=sizes, minlength=self.n_producers)
-        self.pulled.append((until, per_producer))
-        self._check_buffer(until)
+        # buffer.memory: bytes per producer and millisecond (checked in _check_buffer)
+        t0 = float(np.floor(times[0])) if times.shape[0] else 0.0
+        width = int(np.floor(times[-1] - t0)) + 1 if times.shape[0] else 0
+        key = owner * width + (times - t0).astype(np.int64)
+        bins = np.bincount(key, weights=sizes, minlength=self.n_producers * width)
+        self.buffer_bins.append((t0, bins.reshape(self.n_producers, width)))
 
-    def _check_buffer(self, until: float) -> None:
-        """buffer.memory holds what was sent and not yet acknowledged: the bytes sent within the
-        longest acknowledgement time (plus a pull) must fit, or the producer could block."""
-        window = self.max_ack_ms + 2.0 * (until - self.pulled[-2][0] if len(self.pulled) > 1 else 0)
-        while len(self.pulled) > 1 and self.pulled[1][0] < until - window - 1.0:
-            del self.pulled[0]
-        held = sum(b for _, b in self.pulled)
-        if float(np.max(held)) > self.buffer_memory:
+    def _check_buffer(self, final: bool) -> None:
+        """buffer.memory holds the records from their feed (cluster.FEED_MS ahead of their
+        send()) to their acknowledgement: the bytes sent within any stretch of the longest
+        acknowledgement time plus FEED_MS must fit, or a producer could block in send()."""
+        if not self.buffer_bins:
+            return
+        w = int(np.ceil(self.max_ack_ms + FEED_MS)) + 1
+        chunks = self.buffer_bins
+        start = chunks[0][0]
+        span = int(chunks[-1][0] - start) + chunks[-1][1].shape[1]
+        bins = np.zeros((self.n_producers, span))
+        for t0, b in chunks:
+            k = int(t0 - start)
+            bins[:, k : k + b.shape[1]] += b
+        cum = np.concatenate((np.zeros((self.n_producers, 1)), np.cumsum(bins, axis=1)), axis=1)
+        held = cum[:, w:] - cum[:, :-w] if span > w else cum[:, -1:]
+        if float(held.max()) > self.buffer_memory:
             raise Fallback("buffer.memory could fill up (a producer would block in send())")
+        if not final:  # keep the bins the next check's windows reach back to
+            keep = [c for c in chunks if c[0] + c[1].shape[1] > chunks[-1][0] - w - 1]
+            self.buffer_bins = keep or chunks[-1:]
 
     # --- one planning step ------------------------------------------------------------------------
     def advance(self, until: float, final: bool, flush_at: float | None = None) -> None:
@@ -367,6 +383,7 @@ class Planner:
             self._check_threads(lb, H)
         for conn in self.conns:
             self._check_inflight(conn)
+        self._check_buffer(final)
         self.flush()
 
     # --- producers: the sender ---------------------------------------------------------------------

@@ -135,6 +135,7 @@ def test_same_seed_same_result() -> None:
 FALLBACKS = {
     "batch.size": {"kafka__producer__batch_size": 2000, "kafka__producer__linger_ms": 50.0},
     "thread": {"kafka__broker__request_cpu_ms": 2.0, "kafka__producer__linger_ms": 0.0},
+    "buffer.memory": {"kafka__producer__buffer_memory": 10_000},
     "max.in.flight": {
         "kafka__producer__max_in_flight_requests_per_connection": 1,
         "kafka__producer__linger_ms": 0.0,
