@@ -46,6 +46,14 @@ class Draws:
         self._factors = self.link.jitter_factors(DRAW_CHUNK)[::-1].tolist()
         return self._factors
 
+    def ensure(self, n: int) -> list[float]:
+        """At least `n` factors ready (a loop then pops them without checking)."""
+        have = len(self._factors)
+        if have < n:
+            more = self.link.jitter_factors(n - have + DRAW_CHUNK)[::-1].tolist()
+            self._factors = more + self._factors
+        return self._factors
+
     def factor(self) -> float:
         factors = self._factors or self.refill()
         return factors.pop()

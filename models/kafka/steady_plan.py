@@ -553,10 +553,13 @@ class Planner:
         cpu, net_ms, req_ms = self.cpu, self.net_ms, self.req_ms
         fields, size = s.fields_bytes, s.request_bytes
         out, back = s.out, s.back
-        out_pop = (out._factors or out.refill()).pop
-        back_pop = (back._factors or back.refill()).pop
+        # iterations: one per append at most, plus one per fetch that expires
+        reach = min(H, A[-1]) if nA else g
+        need = nA - c + 4 + (int((reach - g) / wait) if reach > g else 0)
+        out_pop = out.ensure(need).pop
+        back_pop = back.ensure(need).pop
         out_base, out_mpb = out.base, out.ms_per_byte
-        back_base, back_mpb = back.base, back.ms_per_byte
+        back_base, back_fixed = back.base, size * back.ms_per_byte
         G: list[float] = []
         M: list[int] = []
         R: list[float] = []
@@ -582,23 +585,9 @@ class Planner:
                     r, m = deadline, c
                 else:
                     break
-            data = CB[m] - CB[c]
-            if data > self.replica_response_max:
-                raise Fallback("a follower fetch would exceed replica.fetch.response.max.bytes")
-            nb = fields + data
-            sent = r + nb * cpu
-            try:
-                f_out = out_pop()
-            except IndexError:
-                out_pop = out.refill().pop
-                f_out = out_pop()
-            try:
-                f_back = back_pop()
-            except IndexError:
-                back_pop = back.refill().pop
-                f_back = back_pop()
-            g2 = sent + (out_base * f_out + nb * out_mpb)
-            g2 += back_base * f_back + size * back_mpb
+            nb = fields + CB[m] - CB[c]
+            g2 = r + nb * cpu + (out_base * out_pop() + nb * out_mpb)
+            g2 += back_base * back_pop() + back_fixed
             if g2 < last:
                 g2 = last
             last = g2
@@ -614,6 +603,8 @@ class Planner:
         Ga = np.array(G)
         Ra = np.array(R)
         NBa = np.array(NB)
+        if float(NBa.max()) - fields > self.replica_response_max:
+            raise Fallback("a follower fetch would exceed replica.fetch.response.max.bytes")
         s.G.extend(Ga)
         s.M.extend(np.array(M, dtype=np.int64))
         self.bytes_out.add(Ra, NBa)
@@ -748,8 +739,12 @@ class Planner:
         proc = self.proc
         polls = self.polls
         to, back = loop.to, loop.back
-        to_pop = (to._factors or to.refill()).pop
-        back_pop = (back._factors or back.refill()).pop
+        # iterations: one per committed batch at most, plus one per fetch that expires
+        reach = min(H, commit[-1]) if nfinal else (s if g is None else g)
+        start_t = s if g is None else g
+        need = nfinal - off + 4 + (int((reach - start_t) / wait) if reach > start_t else 0)
+        to_pop = to.ensure(need).pop
+        back_pop = back.ensure(need).pop
         to_base, to_fixed = to.base, FETCH_BYTES * to.ms_per_byte
         back_base, back_mpb = back.base, back.ms_per_byte
         T: list[float] = []  # answer times at the leader
@@ -757,12 +752,7 @@ class Planner:
         deliveries: list[tuple[int, int, float]] = []  # (first batch, end batch, start)
         while True:
             if g is None:
-                try:
-                    f_to = to_pop()
-                except IndexError:
-                    to_pop = to.refill().pop
-                    f_to = to_pop()
-                g = s + (to_base * f_to + to_fixed)
+                g = s + (to_base * to_pop() + to_fixed)
             if off < nfinal and commit[off] <= g:
                 if g > H:
                     break
@@ -783,17 +773,8 @@ class Planner:
                     t, k = deadline, off
                 else:
                     break
-            data = cb[k] - cb[off]
-            if data > self.consumer_max:
-                raise Fallback("a consumer fetch would exceed max.partition.fetch.bytes")
-            nb = data + FETCH_BYTES
-            t2 = t + nb * cpu
-            try:
-                f_back = back_pop()
-            except IndexError:
-                back_pop = back.refill().pop
-                f_back = back_pop()
-            arrival = t2 + (back_base * f_back + nb * back_mpb)
+            nb = cb[k] - cb[off] + FETCH_BYTES
+            arrival = t + nb * cpu + (back_base * back_pop() + nb * back_mpb)
             if arrival < last:
                 arrival = last
             last = arrival
@@ -819,6 +800,8 @@ class Planner:
         if T:
             Ta = np.array(T)
             NBa = np.array(NB)
+            if float(NBa.max()) - FETCH_BYTES > self.consumer_max:
+                raise Fallback("a consumer fetch would exceed max.partition.fetch.bytes")
             self.bytes_out.add(Ta, NBa)
             self.net_iv[lb].append((Ta, Ta + NBa * cpu))
         if deliveries:
