@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from models.kafka.cluster import FEED_MS, KEY_BYTES, hash_partition
+from models.kafka.cluster import FEED_MS, KEY_BYTES
 from models.kafka.compaction import cleaner_summary
 from models.kafka.group import COOPERATIVE
 from models.kafka.group_assignors import assign
@@ -113,13 +113,13 @@ class SteadyKafka(SystemModel):
         consumers = [f"consumer{i}" for i in range(spec.workload.consumers)]
         for name in consumers:
             Node(ctx, name, role="consumer")
-        ctx.network.connect_all([n.name for n in ctx.nodes.values()])
+        net: Any = ctx.network
+        net.connect_all([n.name for n in ctx.nodes.values()])
         partitions = list(range(cfg.topic.partitions))
-        rf = cfg.topic.replication_factor
         # cluster creation: the preferred replicas lead (controller.bootstrap)
         for b in range(n_brokers):
             for p in partitions:
-                if [(p + i) % n_brokers for i in range(rf)][0] == b:
+                if p % n_brokers == b:  # replicas (p + i) % brokers, the first preferred
                     ctx.event("became_leader", f"broker{b}", partition=p, epoch=0)
         # the group's initial assignment at t = 0 (group.start)
         strategy = cfg.consumer.partition_assignment_strategy
@@ -170,11 +170,9 @@ class SteadyKafka(SystemModel):
         times = np.concatenate([b.intended_ms for _, b in chunks])
         keys = np.concatenate([b.keys for _, b in chunks])
         sizes = np.concatenate([b.sizes for _, b in chunks])
-        ids = np.arange(first, first + times.shape[0], dtype=np.int64)
-        sizes = (sizes + (KEY_BYTES + RECORD_OVERHEAD_BYTES)).astype(np.float64)
-        owner = (keys % self.spec.workload.producers).astype(np.int64)
-        parts = hash_partition(keys, self.config.topic.partitions)
-        self.planner.add_records(ids, times, parts, sizes, owner)
+        self.planner.add_records(
+            first, times, keys, sizes + float(KEY_BYTES + RECORD_OVERHEAD_BYTES)
+        )
 
     def stop_workload(self) -> None:
         """The producers flush (close()) what they hold; everything left is planned."""
@@ -233,16 +231,20 @@ class SteadyKafka(SystemModel):
             leo, hw = part.leo.at(now), part.hw.at(now)
             if hw > leo:
                 raise InvariantViolation(
-                    now, f"broker{planner.replicas[p][0]}", "high watermark <= log end offset",
+                    now,
+                    f"broker{planner.replicas[p][0]}",
+                    "high watermark <= log end offset",
                     {"partition": p, "hw": hw, "leo": leo},
-                )  # fmt: skip
+                )
             if p in self.owner:
                 position = part.delivered.at(now)
                 if position > hw:
                     raise InvariantViolation(
-                        now, f"consumer{self.owner[p]}", "a consumer reads below the high watermark",
+                        now,
+                        f"consumer{self.owner[p]}",
+                        "a consumer reads below the high watermark",
                         {"partition": p, "position": position, "hw": hw},
-                    )  # fmt: skip
+                    )
 
     def resolve_target(self, target: str) -> list[str]:
         """The event engine's roles, in the steady state (preferred leaders, full ISRs)."""

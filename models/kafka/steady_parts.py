@@ -6,9 +6,8 @@ Everything here works on numpy arrays or plain Python lists: no simulation event
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from heapq import heapreplace
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -230,7 +229,11 @@ class ThreadCheck:
             if i < done_to:
                 continue
             j = int(idle[np.searchsorted(idle, i, side="right") - 1]) if idle.shape[0] else 0
-            stop = int(idle[np.searchsorted(idle, i, side="right")]) if idle.shape[0] and idle[-1] > i else s.shape[0]
+            stop = (
+                int(idle[np.searchsorted(idle, i, side="right")])
+                if idle.shape[0] and idle[-1] > i
+                else s.shape[0]
+            )
             free = [-np.inf] * k
             for m in range(j, stop):
                 a, b = float(s[m]), float(e[m])

@@ -30,187 +30,27 @@ than its byte limit, or a read that could miss the page cache.
 
 from __future__ import annotations
 
-from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from models.kafka import protocol as pr
 from models.kafka.capacity import NETWORK_SHARE
-from models.kafka.cluster import FEED_MS
-from models.kafka.consumer_cursor import FETCH_BYTES
+from models.kafka.cluster import FEED_MS, hash_partition
 from models.kafka.produce import DEFER_MS
-from models.kafka.replication import FETCH_REQUEST_BYTES, PARTITION_FIELDS_BYTES
-from models.kafka.steady_parts import Draws, Fallback, Grow, Steps, Sums, ThreadCheck
+from models.kafka.steady_loops import FetchLoops
+from models.kafka.steady_parts import Draws, Fallback, Grow, Sums, ThreadCheck
+from models.kafka.steady_state import INF, Block, CLoop, Conn, PartLog, Session
 from models.kafka.store import BATCH_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
     from simulator.network import Network
 
-INF = float("inf")
 ANSWER_BYTES = 100.0  # a produce answer (producer_answers.receive_answer)
-_F = np.empty(0, dtype=np.float64)
-_I = np.empty(0, dtype=np.int64)
+KEY_TABLE_MAX = 4_000_000  # keys up to this many: partition and connection by table lookup
 
 
-class Conn:
-    """One producer's connection to one leader: records waiting for the sender; the requests
-    sent (numbered `seq`), their batches (numbered `cbi`, in request then partition order)
-    and the records on their way (in send order, which is id order)."""
-
-    def __init__(self, producer: int, leader: int, out: Draws, back: Draws):
-        self.producer = producer
-        self.leader = leader
-        self.t, self.ids, self.part, self.size = _F, _I, _I, _F
-        self.new: list[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]] = []
-        self.out = out  # producer -> leader
-        self.back = back  # leader -> producer
-        self.last_arrival = -INF
-        self.last_answer = -INF
-        self.sends = Grow(np.float64)  # per request
-        self.answers = Grow(np.float64)  # per request, in order, once known
-        self.b_seq = Grow(np.int64)  # per batch: its request
-        self.dlv = Grow(np.float64)  # per batch: when its answer reached the consumer (NaN)
-        self.dlv_pos = Grow(np.int64)  # per batch: its first record's place in that answer
-        self.r_ids = Grow(np.int64)  # per record on its way: id ...
-        self.r_cbi = Grow(np.int64)  # ... its batch ...
-        self.r_rank = Grow(np.int64)  # ... and its place in the batch (with processing time)
-        self.flushed = 0  # records handed to the history
-        self.delivered_batches = 0  # batches before this one all reached their consumer
-        self.checked = 0  # requests checked against the in-flight limit
-
-    def add(self, t: np.ndarray, ids: np.ndarray, part: np.ndarray, size: np.ndarray) -> None:
-        self.new.append((t, ids, part, size))
-
-    def gather(self) -> None:
-        """Records added since the last planning step join those waiting."""
-        if not self.new:
-            return
-        chunks = [(self.t, self.ids, self.part, self.size), *self.new] if self.t.shape[0] else self.new
-        self.new = []
-        if len(chunks) == 1:
-            self.t, self.ids, self.part, self.size = chunks[0]
-            return
-        self.t = np.concatenate([c[0] for c in chunks])
-        self.ids = np.concatenate([c[1] for c in chunks])
-        self.part = np.concatenate([c[2] for c in chunks])
-        self.size = np.concatenate([c[3] for c in chunks])
-
-
-class Block:
-    """Produce requests on their way to one leader, sorted by arrival, with their batches (in
-    request order, partitions ascending)."""
-
-    __slots__ = ("arr", "b_bytes", "b_cbi", "b_conn", "b_count", "b_part", "b_req", "conn",
-                 "first_t", "nbytes", "seq")  # fmt: skip
-    REQ = ("arr", "nbytes", "conn", "seq", "first_t")
-    BATCH = ("b_part", "b_count", "b_bytes", "b_cbi", "b_conn")
-
-    def __init__(self, **arrays: np.ndarray):
-        for name, value in arrays.items():
-            setattr(self, name, value)
-
-    @staticmethod
-    def merge(blocks: list[Block]) -> Block:
-        """One block of all requests, sorted by arrival (ties keep their order)."""
-        if len(blocks) == 1 and bool((np.diff(blocks[0].arr) >= 0).all()):
-            return blocks[0]
-        req_base = np.cumsum([0] + [b.arr.shape[0] for b in blocks])
-        arr = np.concatenate([b.arr for b in blocks])
-        order = np.argsort(arr, kind="stable")
-        inv = np.empty_like(order)
-        inv[order] = np.arange(order.shape[0])
-        b_req = np.concatenate([b.b_req + base for b, base in zip(blocks, req_base, strict=False)])
-        new_req = inv[b_req]
-        b_order = np.argsort(new_req, kind="stable")
-        out: dict[str, np.ndarray] = {"b_req": new_req[b_order]}
-        for name in Block.REQ:
-            out[name] = np.concatenate([getattr(b, name) for b in blocks])[order]
-        for name in Block.BATCH:
-            out[name] = np.concatenate([getattr(b, name) for b in blocks])[b_order]
-        return Block(**out)
-
-    def split(self, n_req: int) -> tuple[Block, Block | None]:
-        """(the first n_req requests, the rest)."""
-        if n_req >= self.arr.shape[0]:
-            return self, None
-        nb = int(np.searchsorted(self.b_req, n_req, side="left"))
-        head: dict[str, np.ndarray] = {"b_req": self.b_req[:nb]}
-        tail: dict[str, np.ndarray] = {"b_req": self.b_req[nb:] - n_req}
-        for name in Block.REQ:
-            value = getattr(self, name)
-            head[name], tail[name] = value[:n_req], value[n_req:]
-        for name in Block.BATCH:
-            value = getattr(self, name)
-            head[name], tail[name] = value[:nb], value[nb:]
-        return Block(**head), Block(**tail)
-
-
-class Session:
-    """A follower's fetch loop towards one leader (all the partitions it follows there)."""
-
-    def __init__(self, follower: int, leader: int, parts: list[int], every: bool, out: Draws,
-                 back: Draws, start_ms: float):  # fmt: skip
-        self.follower = follower
-        self.leader = leader
-        self.parts = parts
-        self.every = every  # covers every partition of the leader: every request is its own
-        self.out = out  # leader -> follower
-        self.back = back  # follower -> leader
-        self.request_bytes = FETCH_REQUEST_BYTES + PARTITION_FIELDS_BYTES * len(parts)
-        self.fields_bytes = FETCH_REQUEST_BYTES + PARTITION_FIELDS_BYTES * len(parts)
-        self.A: list[float] = []  # append times of the requests it fetches
-        self.CB: list[float] = [0.0]  # cumulative bytes it fetches
-        self.gidx = Grow(np.int64)  # leader request index of each (when not every)
-        self.g = start_ms + back.delay(self.request_bytes)  # the first fetch reaches the leader
-        self.last = self.g
-        self.c = 0
-        self.G = Grow(np.float64)  # fetch arrivals at the leader ...
-        self.M = Grow(np.int64)  # ... telling it the follower holds this many requests
-        self.G.extend(np.array([self.g]))
-        self.M.extend(np.array([0]))
-        self.gm_from = 0  # G/M entries before are no longer needed
-
-
-class PartLog:
-    """One partition's log as the planner knows it: its batches (where they came from, their
-    records and bytes) and when the high watermark passed them."""
-
-    def __init__(self) -> None:
-        self.b_req = Grow(np.int64)  # leader request of each batch
-        self.b_conn = Grow(np.int64)  # connection and ...
-        self.b_cbi = Grow(np.int64)  # ... batch number there
-        self.cnt: list[int] = [0]  # records up to each batch end (final batches only)
-        self.cb: list[float] = [0.0]  # bytes up to each batch end (final batches only)
-        self.commit: list[float] = []  # when the HW passed each final batch
-        self.pending_cnt = Grow(np.int64)  # batches appended, not final: record counts
-        self.pending_bytes = Grow(np.float64)
-        self.n_batches = 0
-        self.n_final = 0
-        self.records = 0
-        self.total_bytes = 0.0
-        self.leo = Steps()
-        self.hw = Steps()
-        self.delivered = Steps()
-        self.list_base = 0  # batches dropped from the head of cnt/cb/commit
-
-
-class CLoop:
-    """A consumer's fetch loop for one partition it owns."""
-
-    def __init__(self, consumer: int, partition: int, to: Draws, back: Draws, start_ms: float):
-        self.consumer = consumer
-        self.partition = partition
-        self.to = to
-        self.back = back
-        self.s = start_ms  # the next fetch leaves at s ...
-        self.g: float | None = None  # ... and reaches the leader at g (once drawn)
-        self.off = 0  # final batches consumed (absolute)
-        self.busy = -INF
-        self.last = -INF
-
-
-class Planner:
+class Planner(FetchLoops):
     """The stages, their state and their checks (driven by SteadyKafka)."""
 
     def __init__(self, model: Any):
@@ -224,6 +64,18 @@ class Planner:
         R = cfg.topic.replication_factor
         self.replicas = [[(p + i) % self.B for i in range(R)] for p in range(self.P)]
         self.lead_of = np.array([r[0] for r in self.replicas], dtype=np.int64)
+        self.n_producers = spec.workload.producers
+        # key -> partition and key -> connection (producer x leader), when the keys are few
+        self.key_part: np.ndarray | None = None
+        self.key_conn: np.ndarray | None = None
+        if spec.workload.keys <= KEY_TABLE_MAX:
+            all_keys = np.arange(spec.workload.keys, dtype=np.int64)
+            key_part = hash_partition(all_keys, self.P)
+            small = np.int16 if self.n_producers * self.B < 32_768 and self.P < 32_768 else np.int32
+            self.key_part = key_part.astype(small)
+            self.key_conn = (
+                (all_keys % self.n_producers) * self.B + self.lead_of[key_part]
+            ).astype(small)
         prod = cfg.producer
         self.linger = prod.linger_ms
         self.acks = prod.acks
@@ -246,7 +98,6 @@ class Planner:
         self.consumer_max = float(c.max_partition_fetch_bytes)
         self.proc = spec.workload.processing_ms
         self.polls = c.max_poll_records
-        self.n_producers = spec.workload.producers
         start = ctx.env.now
         self.stop_ms = ctx.duration_ms
 
@@ -266,13 +117,9 @@ class Planner:
             for f in range(self.B):
                 parts = [p for p in self.led[lb] if f in self.replicas[p][1:]]
                 if f != lb and parts:
-                    mine.append(
-                        Session(
-                            f, lb, parts, len(parts) == len(self.led[lb]),
-                            draws(f"broker{lb}", f"broker{f}"), draws(f"broker{f}", f"broker{lb}"),
-                            start,
-                        )  # fmt: skip
-                    )
+                    links = (draws(f"broker{lb}", f"broker{f}"), draws(f"broker{f}", f"broker{lb}"))
+                    every = len(parts) == len(self.led[lb])
+                    mine.append(Session(f, lb, parts, every, links, start))
             self.sessions.append(mine)
         self.member = np.zeros((self.B, self.P), dtype=bool)  # follower f replicates p
         for p, reps in enumerate(self.replicas):
@@ -298,9 +145,12 @@ class Planner:
             lb = self.replicas[p][0]
             self.loops.append(
                 CLoop(
-                    owner, p, draws(f"consumer{owner}", f"broker{lb}"),
-                    draws(f"broker{lb}", f"consumer{owner}"), start,
-                )  # fmt: skip
+                    owner,
+                    p,
+                    draws(f"consumer{owner}", f"broker{lb}"),
+                    draws(f"broker{lb}", f"consumer{owner}"),
+                    start,
+                )
             )
         self.win_ack = Grow(np.float64)  # acknowledgement time by id (from the first one)
         self.win_dlv = Grow(np.float64)  # delivery time by id
@@ -314,24 +164,30 @@ class Planner:
 
     # --- records in -------------------------------------------------------------------------------
     def add_records(
-        self, ids: np.ndarray, times: np.ndarray, parts: np.ndarray, sizes: np.ndarray,
-        owner: np.ndarray,
-    ) -> None:  # fmt: skip
-        """Records sent (send()) by the producers: to their connections."""
-        B = self.B
-        conn = owner * B + self.lead_of[parts]
+        self, first: int, times: np.ndarray, keys: np.ndarray, sizes: np.ndarray
+    ) -> None:
+        """Records sent (send()) by the producers, ids from `first` on: to their connections.
+        Every key goes to one partition (key hash) and is sent by one producer (key %
+        producers, as cluster._feed): one lookup gives both."""
+        if self.key_part is not None and self.key_conn is not None:
+            parts = self.key_part[keys]
+            conn = self.key_conn[keys]
+        else:
+            parts = hash_partition(keys, self.P).astype(np.int32)
+            conn = (keys % self.n_producers).astype(np.int32) * self.B + self.lead_of[parts]
         n_conn = len(self.conns)
-        narrow = conn.astype(np.uint16) if n_conn <= 65_536 else conn
-        order = np.argsort(narrow, kind="stable")
+        order = np.argsort(conn, kind="stable")
         counts = np.bincount(conn, minlength=n_conn)
         bounds = np.concatenate(([0], np.cumsum(counts)))
         s_t, s_p, s_s = times[order], parts[order], sizes[order]
-        s_ids = order + int(ids[0])  # the ids of one pull are consecutive
+        s_ids = order + first  # the ids of one pull are consecutive
         for k in np.flatnonzero(counts).tolist():
             a, b = int(bounds[k]), int(bounds[k + 1])
             self.conns[k].add(s_t[a:b], s_ids[a:b], s_p[a:b], s_s[a:b])
-        self.win_ack.grow(ids.shape[0])  # written before they are read (flush)
-        self.win_dlv.grow(ids.shape[0])
+        n = times.shape[0]
+        owner = (conn // self.B).astype(np.int64)
+        self.win_ack.grow(n)  # written before they are read (flush)
+        self.win_dlv.grow(n)
         # buffer.memory: bytes per producer and millisecond (checked in _check_buffer)
         t0 = float(np.floor(times[0])) if times.shape[0] else 0.0
         width = int(np.floor(times[-1] - t0)) + 1 if times.shape[0] else 0
@@ -364,7 +220,7 @@ class Planner:
     # --- one planning step ------------------------------------------------------------------------
     def advance(self, until: float, final: bool, flush_at: float | None = None) -> None:
         """Plan everything the records sent up to `until` decide (all of it when `final`)."""
-        H = INF if final else INF
+        H = INF
         for conn in self.conns:
             lb = self._plan_sends(conn, until, flush_at)
             H = min(H, lb)
@@ -466,14 +322,24 @@ class Planner:
         k = conn.producer * self.B + conn.leader
         self.pending[conn.leader].append(
             Block(
-                arr=arr, nbytes=nbytes, conn=np.full(K, k, dtype=np.int64),
-                seq=np.arange(seq0, seq0 + K), first_t=conn.t[lo], b_req=b_req, b_part=b_part,
-                b_count=b_count, b_bytes=b_bytes, b_cbi=np.arange(cbi0, cbi0 + nb),
+                arr=arr,
+                nbytes=nbytes,
+                conn=np.full(K, k, dtype=np.int64),
+                seq=np.arange(seq0, seq0 + K),
+                first_t=conn.t[lo],
+                b_req=b_req,
+                b_part=b_part,
+                b_count=b_count,
+                b_bytes=b_bytes,
+                b_cbi=np.arange(cbi0, cbi0 + nb),
                 b_conn=np.full(nb, k, dtype=np.int64),
-            )  # fmt: skip
+            )
         )
         conn.t, conn.ids, conn.part, conn.size = (
-            conn.t[j:], conn.ids[j:], conn.part[j:], conn.size[j:]
+            conn.t[j:],
+            conn.ids[j:],
+            conn.part[j:],
+            conn.size[j:],
         )
 
     # --- leaders: appends -------------------------------------------------------------------------
@@ -543,75 +409,6 @@ class Planner:
                 if float(per.max()) > self.replica_max:
                     raise Fallback("a follower fetch would exceed replica.fetch.max.bytes")
                 s.CB.extend((s.CB[-1] + np.cumsum(per)).tolist())
-
-    # --- followers: fetch loops -------------------------------------------------------------------
-    def _run_session(self, s: Session, H: float, final: bool) -> None:
-        A, CB = s.A, s.CB
-        nA = len(A)
-        g, c, last = s.g, s.c, s.last
-        wait = self.replica_wait
-        cpu, net_ms, req_ms = self.cpu, self.net_ms, self.req_ms
-        fields, size = s.fields_bytes, s.request_bytes
-        out, back = s.out, s.back
-        # iterations: one per append at most, plus one per fetch that expires
-        reach = min(H, A[-1]) if nA else g
-        need = nA - c + 4 + (int((reach - g) / wait) if reach > g else 0)
-        out_pop = out.ensure(need).pop
-        back_pop = back.ensure(need).pop
-        out_base, out_mpb = out.base, out.ms_per_byte
-        back_base, back_fixed = back.base, size * back.ms_per_byte
-        G: list[float] = []
-        M: list[int] = []
-        R: list[float] = []
-        NB: list[float] = []
-        while True:
-            if c < nA and A[c] <= g:
-                if g > H:
-                    break
-                m = bisect_right(A, g, c)
-                r = g
-            else:
-                if c >= nA and final:
-                    break
-                deadline = g + wait
-                if c < nA:
-                    ac = A[c]
-                    if ac <= deadline:
-                        r = ac
-                        m = bisect_right(A, ac, c)
-                    else:
-                        r, m = deadline, c
-                elif deadline <= H:
-                    r, m = deadline, c
-                else:
-                    break
-            nb = fields + CB[m] - CB[c]
-            g2 = r + nb * cpu + (out_base * out_pop() + nb * out_mpb)
-            g2 += back_base * back_pop() + back_fixed
-            if g2 < last:
-                g2 = last
-            last = g2
-            G.append(g2)
-            M.append(m)
-            R.append(r)
-            NB.append(nb)
-            c, g = m, g2
-        s.g, s.c, s.last = g, c, last
-        if not G:
-            return
-        lb = s.leader
-        Ga = np.array(G)
-        Ra = np.array(R)
-        NBa = np.array(NB)
-        if float(NBa.max()) - fields > self.replica_response_max:
-            raise Fallback("a follower fetch would exceed replica.fetch.response.max.bytes")
-        s.G.extend(Ga)
-        s.M.extend(np.array(M, dtype=np.int64))
-        self.bytes_out.add(Ra, NBa)
-        self.net_iv[lb].append((Ra, Ra + NBa * cpu))
-        self.net_iv[lb].append((Ga, Ga + net_ms))
-        self.io_iv[lb].append((Ga + net_ms, Ga + net_ms + req_ms))
-        self.handled[lb].add(Ga, np.ones(Ga.shape[0]))
 
     # --- the high watermark, answers --------------------------------------------------------------
     def _learned(self, s: Session, idx: np.ndarray) -> np.ndarray:
@@ -724,130 +521,6 @@ class Planner:
             raise Fallback("max.in.flight.requests.per.connection answers were outstanding")
         conn.checked = hi
         conn.sends.drop_before(hi)
-
-    # --- consumers --------------------------------------------------------------------------------
-    def _run_consumer(self, loop: CLoop, H: float, final: bool) -> None:
-        part = self.parts[loop.partition]
-        lb = self.replicas[loop.partition][0]
-        base = part.list_base
-        commit, cnt, cb = part.commit, part.cnt, part.cb
-        nfinal = len(commit)
-        off = loop.off - base
-        g, s, busy, last = loop.g, loop.s, loop.busy, loop.last
-        wait = self.consumer_wait
-        cpu = self.cpu
-        proc = self.proc
-        polls = self.polls
-        to, back = loop.to, loop.back
-        # iterations: one per committed batch at most, plus one per fetch that expires
-        reach = min(H, commit[-1]) if nfinal else (s if g is None else g)
-        start_t = s if g is None else g
-        need = nfinal - off + 4 + (int((reach - start_t) / wait) if reach > start_t else 0)
-        to_pop = to.ensure(need).pop
-        back_pop = back.ensure(need).pop
-        to_base, to_fixed = to.base, FETCH_BYTES * to.ms_per_byte
-        back_base, back_mpb = back.base, back.ms_per_byte
-        T: list[float] = []  # answer times at the leader
-        NB: list[float] = []
-        deliveries: list[tuple[int, int, float]] = []  # (first batch, end batch, start)
-        while True:
-            if g is None:
-                g = s + (to_base * to_pop() + to_fixed)
-            if off < nfinal and commit[off] <= g:
-                if g > H:
-                    break
-                k = bisect_right(commit, g, off)
-                t = g
-            else:
-                if off >= nfinal and final:
-                    break
-                deadline = g + wait
-                if off < nfinal:
-                    h = commit[off]
-                    if h <= deadline:
-                        t = h
-                        k = bisect_right(commit, h, off)
-                    else:
-                        t, k = deadline, off
-                elif deadline <= H:
-                    t, k = deadline, off
-                else:
-                    break
-            nb = cb[k] - cb[off] + FETCH_BYTES
-            arrival = t + nb * cpu + (back_base * back_pop() + nb * back_mpb)
-            if arrival < last:
-                arrival = last
-            last = arrival
-            T.append(t)
-            NB.append(nb)
-            if k == off:
-                s, g = arrival, None
-                continue
-            n = cnt[k] - cnt[off]
-            start = arrival if arrival > busy else busy
-            if proc <= 0.0:
-                busy = start
-                nxt = start
-            else:
-                last_poll = n % polls or polls
-                busy = start + proc * n
-                nxt = start + proc * (n - last_poll)
-            deliveries.append((off + base, k + base, start))
-            off = k
-            s, g = (nxt if nxt > arrival else arrival), None
-        loop.g, loop.s, loop.busy, loop.last = g, s, busy, last
-        loop.off = off + base
-        if T:
-            Ta = np.array(T)
-            NBa = np.array(NB)
-            if float(NBa.max()) - FETCH_BYTES > self.consumer_max:
-                raise Fallback("a consumer fetch would exceed max.partition.fetch.bytes")
-            self.bytes_out.add(Ta, NBa)
-            self.net_iv[lb].append((Ta, Ta + NBa * cpu))
-        if deliveries:
-            self._deliver(part, deliveries)
-        if off > 4096:  # drop what the loop has consumed
-            del commit[:off], cnt[:off], cb[:off]
-            part.list_base += off
-
-    def _deliver(self, part: PartLog, deliveries: list[tuple[int, int, float]]) -> None:
-        """Answers that reached the consumer: when each batch's records start processing."""
-        first, end = deliveries[0][0], deliveries[-1][1]
-        lens = np.array([e - f for f, e, _ in deliveries])
-        starts = np.array([st for _, _, st in deliveries])
-        times = np.repeat(starts, lens)  # per batch
-        conns = part.b_conn.view(first, end)
-        cbis = part.b_cbi.view(first, end)
-        base = part.list_base
-        cnt = np.array(part.cnt[first - base : end - base + 1])
-        ends = cnt[np.cumsum(lens)]  # records delivered after each answer
-        if self.proc > 0.0:
-            # records are processed one after the other from the answer's start
-            bounds = np.concatenate(([0], np.cumsum(lens)))
-            answer_first = cnt[bounds[:-1]]  # records before each answer
-            pos = cnt[:-1] - np.repeat(answer_first, lens)
-            n_rec = ends - answer_first
-            total = int(n_rec.sum())
-            within = np.arange(total) - np.repeat(np.cumsum(n_rec) - n_rec, n_rec)
-            rec_times = np.repeat(starts, n_rec) + self.proc * (within + 1.0)
-            part.delivered.add(rec_times, np.arange(int(cnt[0]) + 1, int(cnt[-1]) + 1))
-            last = float(rec_times[-1])
-        else:
-            pos = np.zeros(end - first, dtype=np.int64)
-            part.delivered.add(starts, ends)
-            last = float(starts[-1])
-        for k in np.unique(conns).tolist():
-            sel = conns == k
-            conn = self.conns[k]
-            c = cbis[sel]
-            lo = int(c.min())
-            hi = int(c.max()) + 1
-            view = conn.dlv.view(lo, hi)
-            view[c - lo] = times[sel]
-            conn.dlv_pos.view(lo, hi)[c - lo] = pos[sel]
-        part.b_conn.drop_before(end)
-        part.b_cbi.drop_before(end)
-        self.done_at = max(self.done_at, last)
 
     # --- the history ------------------------------------------------------------------------------
     def flush(self) -> None:

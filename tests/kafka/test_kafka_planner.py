@@ -94,7 +94,11 @@ def test_the_planner_agrees_with_the_event_engine(settings: dict[str, Any]) -> N
     p, s = planned.summary["messages"], simulated.summary["messages"]
     # the same messages, every one with the same fate
     assert p == s
-    assert p["produced"] == p["acked"] == p["delivered" if settings.get("workload__consumers") != 0 else "acked"]
+    assert (
+        p["produced"]
+        == p["acked"]
+        == p["delivered" if settings.get("workload__consumers") != 0 else "acked"]
+    )
     lat_p, lat_s = planned.summary["latency_ms"], simulated.summary["latency_ms"]
     for kind in ("ack", "end_to_end"):
         for q in ("p50", "p99"):
