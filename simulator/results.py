@@ -304,6 +304,16 @@ class Result:
         )
 
     # text ------------------------------------------------------------------------------------
+    def engine_note(self) -> str | None:
+        """How the model ran, when it has two engines (Kafka): planned, or event by event
+        because the planner fell back (and why)."""
+        if self.manifest.get("engine") == "planned":
+            return "planned (steady state, no fault)"
+        why = self.manifest.get("engine_fallback")
+        if why:
+            return f"event by event: the steady state did not hold ({why})"
+        return None
+
     def to_text(self) -> str:
         """A readable summary for the terminal."""
         s, m = self.summary, self.summary["messages"]
@@ -311,6 +321,11 @@ class Result:
         lines = [
             f"{self.manifest.get('scenario', '?')} on {self.manifest.get('system', '?')} "
             f"(seed {self.manifest.get('seed', '?')}, {s.get('duration_s', 0):g} s measured)",
+        ]
+        note = self.engine_note()
+        if note:
+            lines.append(f"Engine: {note}")
+        lines += [
             "",
             f"Fates of {produced:,} produced messages ({m['acked']:,} acknowledged):",
         ]

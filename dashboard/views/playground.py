@@ -184,9 +184,12 @@ def show_result(request: links.RunRequest, spec: ScenarioBase, result: Result) -
     meta = spec.scenario
     st.subheader(f"{meta.name} · seed {meta.seed}")
     command = request.command(spec, f"{runs.file_stem(spec)}.toml")
+    note = result.engine_note()
     st.caption(
         f"From a terminal: `{command}` · {meta.duration_s:g} s simulated in "
-        f"{result.manifest.get('wall_s', 0.0):.2f} s · the URL of this page reproduces this run"
+        f"{result.manifest.get('wall_s', 0.0):.2f} s"
+        + (f" ({note})" if note else "")
+        + " · the URL of this page reproduces this run"
     )
     ui.fate_metrics(result)
     ui.fates_and_latency(result, "playground")
