@@ -121,12 +121,16 @@ def _unowned_ms(result: Any) -> float:
 
 def test_eager_rebalance_stops_more_partition_time_than_a_cooperative_one() -> None:
     # the same membership changes with the same (sticky) assignment: consumer0 crashes at 2 s
-    # (its partitions move at ~8 s), and is back at 9 s as a new member taking 2 of 6 back
+    # (its partitions move at ~8 s), and is back at 9 s as a new member taking 2 of 6 back.
+    # A member gives its partitions up when it finishes the poll it is processing, so each
+    # strategy's cost also holds the polls in progress, which differ between the two runs after
+    # their first rebalance: at 25% utilization they are short in both (at 75% one member's
+    # backlog can outweigh the protocol's difference in one rebalance)
     faults = [{"at_s": 2.0, "kind": "consumer_crash", "target": "a_consumer", "duration_s": 7.0}]
     settings: dict[str, Any] = {
         "workload__consumers": 3,
         "workload__rate_per_s": 1500.0,
-        "workload__processing_ms": 1.5,
+        "workload__processing_ms": 0.5,
         "kafka__topic__partitions": 6,
     }
     runs = {
