@@ -160,7 +160,8 @@ class Planner(FetchLoops):
         self.H = -INF
         self.done_at = start
         self.max_ack_ms = 0.0
-        self.buffer_bins: list[tuple[float, np.ndarray]] = []  # (first ms, producer x ms bytes)
+        # per request: (producer, send() time of its oldest record, bytes) for _check_buffer
+        self.buffer_req: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
     # --- records in -------------------------------------------------------------------------------
     def add_records(
@@ -185,37 +186,35 @@ class Planner(FetchLoops):
             a, b = int(bounds[k]), int(bounds[k + 1])
             self.conns[k].add(s_t[a:b], s_ids[a:b], s_p[a:b], s_s[a:b])
         n = times.shape[0]
-        owner = (conn // self.B).astype(np.int64)
         self.win_ack.grow(n)  # written before they are read (flush)
         self.win_dlv.grow(n)
-        # buffer.memory: bytes per producer and millisecond (checked in _check_buffer)
-        t0 = float(np.floor(times[0])) if times.shape[0] else 0.0
-        width = int(np.floor(times[-1] - t0)) + 1 if times.shape[0] else 0
-        key = owner * width + (times - t0).astype(np.int64)
-        bins = np.bincount(key, weights=sizes, minlength=self.n_producers * width)
-        self.buffer_bins.append((t0, bins.reshape(self.n_producers, width)))
 
     def _check_buffer(self, final: bool) -> None:
         """buffer.memory holds the records from their feed (cluster.FEED_MS ahead of their
         send()) to their acknowledgement: the bytes sent within any stretch of the longest
-        acknowledgement time plus FEED_MS must fit, or a producer could block in send()."""
-        if not self.buffer_bins:
+        acknowledgement time plus FEED_MS must fit, or a producer could block in send(). Counted
+        per request at its oldest record's send() time, with the stretch widened by linger.ms
+        (the records of one request were sent within it): an upper bound."""
+        if not self.buffer_req:
             return
-        w = int(np.ceil(self.max_ack_ms + FEED_MS)) + 1
-        chunks = self.buffer_bins
-        start = chunks[0][0]
-        span = int(chunks[-1][0] - start) + chunks[-1][1].shape[1]
-        bins = np.zeros((self.n_producers, span))
-        for t0, b in chunks:
-            k = int(t0 - start)
-            bins[:, k : k + b.shape[1]] += b
+        prod = np.concatenate([p for p, _, _ in self.buffer_req])
+        t = np.concatenate([t for _, t, _ in self.buffer_req])
+        nbytes = np.concatenate([b for _, _, b in self.buffer_req])
+        w = int(np.ceil(self.max_ack_ms + FEED_MS + self.linger)) + 2
+        t0 = float(np.floor(t.min()))
+        width = int(np.floor(t.max() - t0)) + 1
+        bins = np.bincount(
+            prod * width + (t - t0).astype(np.int64),
+            weights=nbytes,
+            minlength=self.n_producers * width,
+        ).reshape(self.n_producers, width)
         cum = np.concatenate((np.zeros((self.n_producers, 1)), np.cumsum(bins, axis=1)), axis=1)
-        held = cum[:, w:] - cum[:, :-w] if span > w else cum[:, -1:]
+        held = cum[:, w:] - cum[:, :-w] if width > w else cum[:, -1:]
         if float(held.max()) > self.buffer_memory:
             raise Fallback("buffer.memory could fill up (a producer would block in send())")
-        if not final:  # keep the bins the next check's windows reach back to
-            keep = [c for c in chunks if c[0] + c[1].shape[1] > chunks[-1][0] - w - 1]
-            self.buffer_bins = keep or chunks[-1:]
+        if not final:  # keep what the next check's stretches reach back to
+            keep = t > t0 + width - w - 1
+            self.buffer_req = [(prod[keep], t[keep], nbytes[keep])]
 
     # --- one planning step ------------------------------------------------------------------------
     def advance(self, until: float, final: bool, flush_at: float | None = None) -> None:
@@ -301,6 +300,11 @@ class Planner(FetchLoops):
         seq0 = len(conn.sends)
         cbi0 = len(conn.b_seq)
         conn.sends.extend(sends)
+        conn.req_end.extend(conn.sent_records + np.append(lo[1:], j))  # records up to each end
+        conn.req_batch.extend(cbi0 + np.searchsorted(b_req, np.arange(K)))
+        conn.sent_records += j
+        record_bytes = np.bincount(b_req, weights=b_bytes, minlength=K)
+        self.buffer_req.append((np.full(K, conn.producer), conn.t[lo], record_bytes))
         conn.b_seq.extend(b_req + seq0)
         nb = cell.shape[0]
         conn.dlv.extend(np.full(nb, np.nan))
@@ -549,33 +553,37 @@ class Planner(FetchLoops):
                 conn.delivered_batches = b_done
                 if b_done < b1:
                     done = min(done, int(conn.b_seq.view(b_done, b_done + 1)[0]))
-            cbi = conn.r_cbi.view(k0, k1)
-            b_first = conn.b_seq.base + conn.b_seq.start  # the batches still kept
-            rec_seq = conn.b_seq.view(b_first, len(conn.b_seq))[cbi - b_first]
-            n = int(np.searchsorted(rec_seq, done, side="left"))
-            if n < k1 - k0:
-                lowest = min(lowest, float(conn.r_ids.view(k0 + n, k0 + n + 1)[0]))
-            if not n:
+            # requests [flushed_seq, done) are done: their records are the next ones
+            seq0 = conn.flushed_seq
+            if done <= seq0:
+                lowest = min(lowest, float(conn.r_ids.view(k0, k0 + 1)[0]))
                 continue
+            ends = conn.req_end.view(seq0, done)
+            n = int(ends[-1]) - k0
+            if k0 + n < k1:
+                lowest = min(lowest, float(conn.r_ids.view(k0 + n, k0 + n + 1)[0]))
+            counts = np.diff(ends, prepend=k0)
             at = win_ack.base + win_ack.start
             ids = conn.r_ids.view(k0, k0 + n) - at
-            win_ack.view(at, len(win_ack))[ids] = conn.answers.view(0, len(conn.answers))[
-                rec_seq[:n]
-            ]
+            win_ack.view(at, len(win_ack))[ids] = np.repeat(conn.answers.view(seq0, done), counts)
             if consumers:
-                c = cbi[:n] - b_first
+                b_first = conn.dlv.base + conn.dlv.start  # the batches still kept
+                c = conn.r_cbi.view(k0, k0 + n) - b_first
                 times = conn.dlv.view(b_first, len(conn.dlv))[c]
                 if proc > 0.0:
                     place = conn.dlv_pos.view(b_first, len(conn.dlv_pos))[c]
                     times = times + proc * (place + conn.r_rank.view(k0, k0 + n) + 1.0)
                 win_dlv.view(at, len(win_dlv))[ids] = times
             conn.flushed = k0 + n
+            conn.flushed_seq = done
             conn.r_ids.drop_before(k0 + n)
             conn.r_cbi.drop_before(k0 + n)
+            conn.req_end.drop_before(done)
             if proc > 0.0:
                 conn.r_rank.drop_before(k0 + n)
-            # batches no record on its way belongs to (and, with consumers, delivered)
-            keep = int(cbi[n:].min()) if n < cbi.shape[0] else len(conn.b_seq)
+            # batches of the requests handed over (and, with consumers, delivered)
+            keep = conn.req_first_batch(done)
+            conn.req_batch.drop_before(done)
             if consumers:
                 keep = min(keep, conn.delivered_batches)
             conn.b_seq.drop_before(keep)

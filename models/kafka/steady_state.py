@@ -40,9 +40,19 @@ class Conn:
         self.r_ids = Grow(np.int64)  # per record on its way: id ...
         self.r_cbi = Grow(np.int64)  # ... its batch ...
         self.r_rank = Grow(np.int64)  # ... and its place in the batch (with processing time)
+        self.req_end = Grow(np.int64)  # per request: records sent up to its end
+        self.req_batch = Grow(np.int64)  # per request: its first batch
+        self.sent_records = 0
         self.flushed = 0  # records handed to the history
+        self.flushed_seq = 0  # requests whose records were handed to the history
         self.delivered_batches = 0  # batches before this one all reached their consumer
         self.checked = 0  # requests checked against the in-flight limit
+
+    def req_first_batch(self, seq: int) -> int:
+        """The first batch of request `seq` (all batches when it was not sent yet)."""
+        if seq >= len(self.req_batch):
+            return len(self.b_seq)
+        return int(self.req_batch.view(seq, seq + 1)[0])
 
     def add(self, t: np.ndarray, ids: np.ndarray, part: np.ndarray, size: np.ndarray) -> None:
         self.new.append((t, ids, part, size))
