@@ -169,10 +169,12 @@ class SteadyKafka(SystemModel):
         first = chunks[0][0]
         times = np.concatenate([b.intended_ms for _, b in chunks])
         keys = np.concatenate([b.keys for _, b in chunks])
-        sizes = np.concatenate([b.sizes for _, b in chunks])
-        self.planner.add_records(
-            first, times, keys, sizes + float(KEY_BYTES + RECORD_OVERHEAD_BYTES)
-        )
+        sizes = None
+        if self.planner.record_bytes is None:
+            sizes = np.concatenate([b.sizes for _, b in chunks]) + float(
+                KEY_BYTES + RECORD_OVERHEAD_BYTES
+            )
+        self.planner.add_records(first, times, keys, sizes)
 
     def stop_workload(self) -> None:
         """The producers flush (close()) what they hold; everything left is planned."""

@@ -36,17 +36,18 @@ import numpy as np
 
 from models.kafka import protocol as pr
 from models.kafka.capacity import NETWORK_SHARE
-from models.kafka.cluster import FEED_MS, hash_partition
+from models.kafka.cluster import FEED_MS, KEY_BYTES, hash_partition
 from models.kafka.produce import DEFER_MS
 from models.kafka.steady_loops import FetchLoops
 from models.kafka.steady_parts import Draws, Fallback, Grow, Sums, ThreadCheck
 from models.kafka.steady_state import INF, Block, CLoop, Conn, PartLog, Session
-from models.kafka.store import BATCH_OVERHEAD_BYTES
+from models.kafka.store import BATCH_OVERHEAD_BYTES, RECORD_OVERHEAD_BYTES
 
 if TYPE_CHECKING:
     from simulator.network import Network
 
 ANSWER_BYTES = 100.0  # a produce answer (producer_answers.receive_answer)
+_NONE = np.empty(0)  # per-record sizes when every record has the same size
 KEY_TABLE_MAX = 4_000_000  # keys up to this many: partition and connection by table lookup
 
 
@@ -98,6 +99,13 @@ class Planner(FetchLoops):
         self.consumer_max = float(c.max_partition_fetch_bytes)
         self.proc = spec.workload.processing_ms
         self.polls = c.max_poll_records
+        workload = spec.workload
+        fixed = workload.value_bytes_distribution == "fixed" or workload.value_bytes == 0
+        # with one message size (cluster._feed adds the key and the record overhead) the bytes
+        # of a batch are its records x that size: no per-record sizes are kept
+        self.record_bytes = (
+            float(workload.value_bytes + KEY_BYTES + RECORD_OVERHEAD_BYTES) if fixed else None
+        )
         start = ctx.env.now
         self.stop_ms = ctx.duration_ms
 
@@ -165,7 +173,7 @@ class Planner(FetchLoops):
 
     # --- records in -------------------------------------------------------------------------------
     def add_records(
-        self, first: int, times: np.ndarray, keys: np.ndarray, sizes: np.ndarray
+        self, first: int, times: np.ndarray, keys: np.ndarray, sizes: np.ndarray | None
     ) -> None:
         """Records sent (send()) by the producers, ids from `first` on: to their connections.
         Every key goes to one partition (key hash) and is sent by one producer (key %
@@ -180,7 +188,8 @@ class Planner(FetchLoops):
         order = np.argsort(conn, kind="stable")
         counts = np.bincount(conn, minlength=n_conn)
         bounds = np.concatenate(([0], np.cumsum(counts)))
-        s_t, s_p, s_s = times[order], parts[order], sizes[order]
+        s_t, s_p = times[order], parts[order]
+        s_s = sizes[order] if sizes is not None else _NONE
         s_ids = order + first  # the ids of one pull are consecutive
         for k in np.flatnonzero(counts).tolist():
             a, b = int(bounds[k]), int(bounds[k + 1])
@@ -282,7 +291,10 @@ class Planner(FetchLoops):
         key = rec_req * P + conn.part[:j]
         cells = K * P
         cell_count = np.bincount(key, minlength=cells)
-        cell_bytes = np.bincount(key, weights=conn.size[:j], minlength=cells)
+        if self.record_bytes is None:
+            cell_bytes = np.bincount(key, weights=conn.size[:j], minlength=cells)
+        else:
+            cell_bytes = cell_count * self.record_bytes
         cell = np.flatnonzero(cell_count)  # one batch per (request, partition) with records
         b_req, b_part = np.divmod(cell, P)
         b_count = cell_count[cell]
