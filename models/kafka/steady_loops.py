@@ -56,10 +56,9 @@ class FetchLoops:
         back_pop = back.ensure(need).pop
         out_base, out_mpb = out.base, out.ms_per_byte
         back_base, back_fixed = back.base, size * back.ms_per_byte
+        c0, g0 = c, g
         G: list[float] = []
         M: list[int] = []
-        R: list[float] = []
-        NB: list[float] = []
         while True:
             if c < nA and A[c] <= g:
                 if g > H:
@@ -89,20 +88,28 @@ class FetchLoops:
             last = g2
             G.append(g2)
             M.append(m)
-            R.append(r)
-            NB.append(nb)
             c, g = m, g2
         s.g, s.c, s.last = g, c, last
         if not G:
             return
         lb = s.leader
         Ga = np.array(G)
-        Ra = np.array(R)
-        NBa = np.array(NB)
+        Ma = np.array(M, dtype=np.int64)
+        # each answer's time and size, from the loop's fetches: a fetch that found records was
+        # answered on arrival or at the first append after it; one that found none expired
+        Gp = np.concatenate(([g0], Ga[:-1]))
+        Mp = np.concatenate(([c0], Ma[:-1]))
+        top = int(Ma[-1]) + 1
+        An = np.array(A[c0:top] or [0.0])
+        CBn = np.array(CB[c0:top])
+        data = Ma > Mp
+        first = An[np.minimum(Mp - c0, An.shape[0] - 1)]
+        Ra = np.where(data, np.maximum(Gp, first), Gp + wait)
+        NBa = fields + CBn[Ma - c0] - CBn[Mp - c0]
         if float(NBa.max()) - fields > self.replica_response_max:
             raise Fallback("a follower fetch would exceed replica.fetch.response.max.bytes")
         s.G.extend(Ga)
-        s.M.extend(np.array(M, dtype=np.int64))
+        s.M.extend(Ma)
         self.bytes_out.add(Ra, NBa)
         self.net_iv[lb].append((Ra, Ra + NBa * cpu))
         self.net_iv[lb].append((Ga, Ga + net_ms))

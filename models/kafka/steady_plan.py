@@ -30,6 +30,7 @@ than its byte limit, or a read that could miss the page cache.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -260,17 +261,21 @@ class Planner(FetchLoops):
         if not n:
             return min(until, self.stop_ms) if flush_at is None else INF
         linger = self.linger
-        search = T.searchsorted
+        # the records that can open a request sent by `until`, as a list to bisect
+        m = min(n, int(T.searchsorted(until - linger, side="right")) + 1)
+        Tl = T[:m].tolist()
         los: list[int] = []
         sends: list[float] = []
         j = 0
-        while j < n:
-            s = float(T[j]) + linger
+        while j < m:
+            s = Tl[j] + linger
             if s > until:
                 break
             los.append(j)
             sends.append(s)
-            j = int(search(s, side="right"))
+            j = bisect_right(Tl, s, j)
+            if j == m and m < n:  # the request takes records beyond the list
+                j = int(T.searchsorted(s, side="right"))
         if flush_at is not None and j < n:
             los.append(j)
             sends.append(flush_at)
