@@ -157,7 +157,8 @@ class Sums:
     __slots__ = ("chunks",)
 
     def __init__(self) -> None:
-        self.chunks: list[tuple[np.ndarray, np.ndarray]] = []  # (sorted times, running sums)
+        # (sorted times, running sums, how many were taken, their sum)
+        self.chunks: list[list[Any]] = []
 
     def add(self, times: np.ndarray, amounts: np.ndarray) -> None:
         if not times.shape[0]:
@@ -165,22 +166,22 @@ class Sums:
         if times.shape[0] > 1 and not bool((times[1:] >= times[:-1]).all()):
             order = np.argsort(times, kind="stable")
             times, amounts = times[order], amounts[order]
-        self.chunks.append((times, np.cumsum(amounts)))
+        self.chunks.append([times, np.cumsum(amounts), 0, 0.0])
 
     def take(self, lo: float, hi: float) -> float:
-        """The sum of the amounts at times <= hi, which are dropped (the caller's previous hi
-        was `lo`: what was at or before it was taken then)."""
+        """The sum of the amounts at times <= hi not taken before (the caller's previous hi
+        was `lo`)."""
         total = 0.0
         keep = []
-        for times, cum in self.chunks:
+        for chunk in self.chunks:
+            times, cum, taken, taken_sum = chunk
             k = int(times.searchsorted(hi, side="right"))
-            if k:
-                part = float(cum[k - 1])
-                total += part
-                if k < times.shape[0]:
-                    keep.append((times[k:], cum[k:] - part))
-            else:
-                keep.append((times, cum))
+            if k > taken:
+                upto = float(cum[k - 1])
+                total += upto - taken_sum
+                chunk[2], chunk[3] = k, upto
+            if k < times.shape[0]:
+                keep.append(chunk)
         self.chunks = keep
         return total
 
