@@ -296,6 +296,7 @@ class Planner(FetchLoops):
         key = rec_req * P + conn.part[:j]
         cells = K * P
         cell_count = np.bincount(key, minlength=cells)
+        cell_bytes: np.ndarray
         if self.record_bytes is None:
             cell_bytes = np.bincount(key, weights=conn.size[:j], minlength=cells)
         else:
