@@ -276,10 +276,14 @@ class ReplicaLog:
     def delete_old_segments(
         self, now: float, retention_ms: float, retention_bytes: int | None
     ) -> list[Piece]:
-        """Retention: delete whole closed segments too old or beyond the size limit."""
+        """Retention: delete whole closed segments too old or beyond the size limit, and only
+        segments wholly below the high watermark (UnifiedLog.deletableSegments bounds them by
+        the HW: records not yet committed are never deleted)."""
         segs = self.segments
         deleted = 0
         while deleted < len(segs) - 1:  # the active segment is never deleted
+            if segs[deleted + 1].base_offset > self.hw:
+                break
             seg = segs[deleted]
             too_old = seg.max_ts <= now - retention_ms
             too_big = retention_bytes is not None and self.nbytes - seg.nbytes >= retention_bytes

@@ -40,3 +40,24 @@ def test_retention_deletes_segments_a_slow_consumer_had_not_read_and_those_recor
 def test_offset_reset_to_latest_skips_what_is_still_in_the_log() -> None:
     m = messages(_slow_consumer(kafka__consumer__auto_offset_reset="latest"))
     assert m["skipped_by_cause"].get("offset_reset_latest", 0) > 0
+
+
+def test_retention_never_deletes_records_above_the_high_watermark() -> None:
+    """Kafka deletes only segments wholly below the high watermark (UnifiedLog.deletableSegments):
+    a leader whose follower lags (a 500 ms delay on its link) keeps the segments the HW has not
+    passed, however old. (It deleted them: the log start passed the HW and the run stopped on
+    the invariant log start <= HW <= LEO.)"""
+    data = scenario(
+        [{"at_s": 1.0, "kind": "delay", "target": "a_follower", "delay_ms": 500.0}],
+        **{
+            "workload__rate_per_s": 1000.0,
+            "workload__consumers": 1,
+            "workload__processing_ms": 2.0,
+            "kafka__topic__retention_ms": 1500.0,
+            "kafka__topic__segment_bytes": 16384,
+            "kafka__broker__log_retention_check_interval_ms": 500.0,
+            "scenario__duration_s": 6.0,
+        },
+    )
+    result = run_kafka(data)  # invariants checked on every sample
+    assert messages(result)["lost_by_cause"].get("deleted_by_retention", 0) > 0
