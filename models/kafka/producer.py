@@ -31,7 +31,7 @@ from models.kafka import protocol as pr
 from models.kafka.accumulator import INF, PartitionQueue
 from models.kafka.producer_answers import ProducerAnswers
 from models.kafka.store import BATCH_OVERHEAD_BYTES
-from simulator.node import UP, Node
+from simulator.node import PAUSED, UP, Node
 
 if TYPE_CHECKING:
     from models.kafka.cluster import KafkaModel
@@ -124,6 +124,10 @@ class Producer(ProducerAnswers, Node):
         self, ids: np.ndarray, times: np.ndarray, partitions: np.ndarray, sizes: np.ndarray
     ) -> None:
         """New records from the application (send() calls at their intended times)."""
+        if self.state == PAUSED:
+            # a frozen application calls send() when it runs again: the records wait for it
+            self.blocked.append([ids, times, partitions, sizes])
+            return
         if self.state != UP:
             self.model.facts.fail(ids, self.env.now)  # the producing application is down
             return
@@ -400,6 +404,12 @@ class Producer(ProducerAnswers, Node):
     def on_stop(self) -> None:
         """A stopped application is modelled like a crash: close() with a zero timeout."""
         self.on_crash()
+
+    def on_resume(self) -> None:
+        """A frozen producer runs again: the send() calls it missed happen now, and the sender
+        sends what is due (answers that reached it meanwhile are settled first)."""
+        self._admit()
+        self.step()
 
     def on_restart(self) -> None:
         if self.idempotent:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from models.kafka import protocol as pr
 from models.kafka.accumulator import INF
 from models.kafka.store import BATCH_OVERHEAD_BYTES
+from simulator.node import UP
 
 if TYPE_CHECKING:
     from collections import deque
@@ -116,7 +117,7 @@ class ProducerAnswers:
                     facts.ack(batch.ids, arrival)
                     self._finish(batch)
                     self._acked(batch)
-        if self.blocked:
+        if self.blocked and self.state == UP:
             self._admit()
 
     def _answer_now(self, request: pr.ProduceRequest, errors: list[int]) -> None:

@@ -65,9 +65,15 @@ def test_retention_deletes_whole_closed_segments_only() -> None:
     for k in range(6):
         append(store, log, 10 * k, 5, epoch=0, t=float(k))  # 500 bytes: a segment per 2 batches
     assert len(log.segments) == 3
+    # nothing above the high watermark is deleted: with the HW inside the second segment only
+    # the first goes (UnifiedLog.deletableSegments)
+    log.hw = 15
+    removed = log.delete_old_segments(now=100.0, retention_ms=10.0, retention_bytes=None)
+    assert log.log_start == 10 and sum(c for _, _, c, _ in removed) == 10
+    log.hw = log.leo
     removed = log.delete_old_segments(now=100.0, retention_ms=10.0, retention_bytes=None)
     assert log.log_start == 20  # the active segment stays even though it is old
-    assert sum(c for _, _, c, _ in removed) == 20
+    assert sum(c for _, _, c, _ in removed) == 10
     assert len(log.segments) == 1
 
 

@@ -116,3 +116,22 @@ def test_the_senders_cached_ready_times_are_what_a_fresh_computation_gives(
     data = scenario(faults, scenario__duration_s=6.0, kafka__producer__request_timeout_ms=1000.0)
     assert messages(run_kafka(data))["produced"] > 0
     assert checked[0] > 1000
+
+
+def test_a_frozen_producer_sends_what_it_missed_when_it_runs_again() -> None:
+    """A SIGSTOPped producing application calls send() when it thaws: the records it should have
+    sent meanwhile go out then, late, and none fails; a pause that lasts to the end of the
+    measured phase ends with the final phase and its records are sent then. (Records sent during
+    a pause failed, and a producer frozen at the end never sent what it held.)"""
+    timed = run_kafka(
+        scenario([{"at_s": 1.0, "kind": "pause", "target": "producers", "duration_s": 0.2}])
+    )
+    m = messages(timed)
+    assert m["failed"] == 0 and m["delivered"] == m["produced"]
+    frame = timed.messages
+    during = frame[(frame["intended_ms"] > 1050.0) & (frame["intended_ms"] < 1150.0)]
+    # acknowledged after the thaw at 1.2 s at the earliest
+    assert bool((during["ack_ms"] >= 1200.0).all())
+    held = run_kafka(scenario([{"at_s": 9.5, "kind": "pause", "target": "producers"}]))
+    m = messages(held)
+    assert m["failed"] == 0 and m["in_flight"] == 0 and m["delivered"] == m["produced"]
