@@ -41,6 +41,7 @@ class ProducerAnswers:
     env: Any
     model: Any
     name: str
+    state: str
     index: int
     idempotent: bool
     producer_id: int
