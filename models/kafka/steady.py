@@ -162,16 +162,16 @@ class SteadyKafka(SystemModel):
             self._fed += FEED_MS
             batch = self.workload.next_batch(self._fed)
             if len(batch):
-                first = self.ctx.history.produce(batch.intended_ms, batch.keys, len(batch))
-                chunks.append((first, batch))
+                chunks.append(batch)
         if not chunks:
             return
-        first = chunks[0][0]
-        times = np.concatenate([b.intended_ms for _, b in chunks])
-        keys = np.concatenate([b.keys for _, b in chunks])
+        times = np.concatenate([b.intended_ms for b in chunks])
+        keys = np.concatenate([b.keys for b in chunks])
+        # one registration for the pull: the same consecutive ids as one per chunk
+        first = self.ctx.history.produce(times, keys, times.shape[0])
         sizes = None
         if self.planner.record_bytes is None:
-            sizes = np.concatenate([b.sizes for _, b in chunks]) + float(
+            sizes = np.concatenate([b.sizes for b in chunks]) + float(
                 KEY_BYTES + RECORD_OVERHEAD_BYTES
             )
         self.planner.add_records(first, times, keys, sizes)

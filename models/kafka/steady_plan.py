@@ -261,9 +261,10 @@ class Planner(FetchLoops):
         if not n:
             return min(until, self.stop_ms) if flush_at is None else INF
         linger = self.linger
-        # the records that can open a request sent by `until`, as a list to bisect
+        # the records that can open a request sent by `until`, read through a memoryview
+        # (Python floats without converting the array, and bisect searches it)
         m = min(n, int(T.searchsorted(until - linger, side="right")) + 1)
-        Tl = T[:m].tolist()
+        Tl = np.ascontiguousarray(T[:m]).data
         los: list[int] = []
         sends: list[float] = []
         j = 0
