@@ -41,8 +41,8 @@ if TYPE_CHECKING:
     from models.kafka.config import KafkaConfig
     from simulator.context import RunContext
 
-SPAN_MS = 1000.0  # the planner wakes this often ...
-AHEAD_MS = 2000.0  # ... and plans the records sent up to this far ahead
+SPAN_MS = 2000.0  # the planner wakes this often ...
+AHEAD_MS = 4000.0  # ... and plans the records sent up to this far ahead
 
 
 def plan_refusal(ctx: RunContext) -> str | None:
