@@ -144,15 +144,25 @@ class SteadyKafka(SystemModel):
     # --- the workload -----------------------------------------------------------------------------
     def start_workload(self) -> None:
         self._started = True
+        self._step()  # plan ahead of the measured phase's first sample
 
     def _plan(self) -> Any:
-        env = self.env
         while not self._stopped:
-            if self._started:
-                self._pull(env.now + AHEAD_MS)
-            until = min(env.now + AHEAD_MS, self.ctx.duration_ms) if self._started else env.now
-            self.planner.advance(until, final=False)
-            yield env.timeout(SPAN_MS)
+            self._step()
+            yield self.env.timeout(SPAN_MS)
+
+    def _step(self) -> None:
+        """Take the records sent up to AHEAD_MS from now and plan what they decide."""
+        now = self.env.now
+        if self._started:
+            self._pull(now + AHEAD_MS)
+        until = min(now + AHEAD_MS, self.ctx.duration_ms) if self._started else now
+        self.planner.advance(until, final=False)
+
+    def _known_until(self, t: float) -> None:
+        """Gauges at `t` read facts up to `t`: plan further if they are not all known."""
+        if not self._stopped and t > self.planner.H:
+            self._step()
 
     def _pull(self, until: float) -> None:
         """The records sent up to `until`, taken from the workload in the event engine's feed
@@ -192,6 +202,7 @@ class SteadyKafka(SystemModel):
     # --- reports ------------------------------------------------------------------------------------
     def gauges(self) -> dict[str, float]:
         now = self.env.now
+        self._known_until(now)
         planner = self.planner
         span_s = max(1e-9, (now - self._sample_ms) / 1000.0)
         prev, self._sample_ms = self._sample_ms, now
