@@ -26,6 +26,7 @@ from models.kafka.controller import Controller
 from models.kafka.facts import Facts
 from models.kafka.group import Group
 from models.kafka.partition import PartitionShared
+from models.kafka.placement import replicas_of
 from models.kafka.producer import Producer
 from models.kafka.store import RECORD_OVERHEAD_BYTES, RecordStore
 from models.kafka.transactions import Transactions, transactions_summary
@@ -102,7 +103,7 @@ class KafkaModel(SystemModel):
         self.ctx.history.reserve(int(expected + 6.0 * expected**0.5) + 1024)
         self.facts.stream_of_key = self._streams_of_keys()
         for p in range(cfg.topic.partitions):
-            replicas = [(p + i) % n_brokers for i in range(rf)]
+            replicas = replicas_of(p, n_brokers, rf)
             self.partitions.append(PartitionShared(p, replicas, RecordStore(per_partition)))
         self.brokers = [Broker(self, b) for b in range(n_brokers)]
         self.controller = Controller(self)

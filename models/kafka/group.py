@@ -51,15 +51,26 @@ from models.kafka.facts import (
     OFFSET_RESET_LATEST,
 )
 from models.kafka.group_assignors import assign
+from models.kafka.placement import replicas_of
 from simulator.node import UP
 
 if TYPE_CHECKING:
     from models.kafka.cluster import KafkaModel
+    from models.kafka.config import KafkaConfig
     from models.kafka.consumer import Consumer
 
 JOIN_BYTES = 300
 COOPERATIVE = "cooperative-sticky"
 __all__ = ["Group", "assign"]
+
+
+def offsets_replicas(config: KafkaConfig) -> list[int]:
+    """The brokers holding the group's __consumer_offsets partition (crc32(group.id) % its
+    partitions, placed as topic partitions are), the first its coordinator."""
+    brokers = config.brokers
+    q = zlib.crc32(config.consumer.group_id.encode()) % config.broker.offsets_topic_num_partitions
+    rf = min(config.broker.offsets_topic_replication_factor, brokers)
+    return replicas_of(q, brokers, rf)
 
 
 class Group:
@@ -69,13 +80,7 @@ class Group:
         self.model = model
         self.env = model.env
         self.cfg = model.config.consumer
-        brokers = model.config.brokers
-        q = (
-            zlib.crc32(self.cfg.group_id.encode())
-            % model.config.broker.offsets_topic_num_partitions
-        )
-        rf = min(model.config.broker.offsets_topic_replication_factor, brokers)
-        self.offsets_replicas = [(q + i) % brokers for i in range(rf)]
+        self.offsets_replicas = offsets_replicas(model.config)
         self.partitions = list(range(model.config.topic.partitions))
         # partition -> (offset, leader epoch of the record before it): OffsetCommit carries the
         # epoch so the next owner can validate the offset against the log (KIP-320)

@@ -28,8 +28,9 @@ import numpy as np
 
 from models.kafka.cluster import FEED_MS, KEY_BYTES
 from models.kafka.compaction import cleaner_summary
-from models.kafka.group import COOPERATIVE
+from models.kafka.group import COOPERATIVE, offsets_replicas
 from models.kafka.group_assignors import assign
+from models.kafka.placement import replicas_of
 from models.kafka.steady_plan import Planner
 from models.kafka.store import RECORD_OVERHEAD_BYTES
 from models.kafka.transactions import transactions_summary
@@ -116,21 +117,19 @@ class SteadyKafka(SystemModel):
         net: Any = ctx.network
         net.connect_all([n.name for n in ctx.nodes.values()])
         partitions = list(range(cfg.topic.partitions))
+        rf = cfg.topic.replication_factor
         # cluster creation: the preferred replicas lead (controller.bootstrap)
         for b in range(n_brokers):
             for p in partitions:
-                if p % n_brokers == b:  # replicas (p + i) % brokers, the first preferred
+                if replicas_of(p, n_brokers, rf)[0] == b:
                     ctx.event("became_leader", f"broker{b}", partition=p, epoch=0)
         # the group's initial assignment at t = 0 (group.start)
         strategy = cfg.consumer.partition_assignment_strategy
         target = assign(strategy, partitions, consumers, dict.fromkeys(partitions))
         self.owner = {p: int(name.removeprefix("consumer")) for p, name in target.items()}
-        import zlib
-
-        q = zlib.crc32(cfg.consumer.group_id.encode()) % cfg.broker.offsets_topic_num_partitions
         ctx.event(
             "rebalance",
-            f"broker{q % n_brokers}",
+            f"broker{offsets_replicas(cfg)[0]}",  # the coordinator (every broker is up)
             generation=1,
             reason="initial",
             protocol="cooperative" if strategy == COOPERATIVE else "eager",
@@ -236,8 +235,7 @@ class SteadyKafka(SystemModel):
     def check_invariants(self) -> None:
         """What the planned facts must satisfy at every sample: per partition, the high
         watermark never passes the log end and a consumer's position never passes the high
-        watermark (consumers see committed records only); nothing is delivered before it was
-        acknowledged with acks=all (the HW passes a batch before its answer leaves)."""
+        watermark (consumers see committed records only)."""
         now = self.env.now
         planner = self.planner
         for p, part in enumerate(planner.parts):

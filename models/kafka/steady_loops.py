@@ -18,6 +18,35 @@ if TYPE_CHECKING:
     from models.kafka.steady_state import CLoop, Conn, PartLog, Session
 
 
+def answered(
+    times: list[float], pos: int, arrival: float, wait: float, horizon: float, final: bool
+) -> tuple[float, int] | None:
+    """When a fetch for position `pos` reaching the leader at `arrival` is answered, and the
+    position its answer reaches, over the sorted times `times` at which there is more to
+    fetch (a follower: the leader's appends; a consumer: the high watermark's advances).
+
+    As Kafka's fetch purgatory: answered on arrival when something is there, else at the
+    next such time or after `wait` (replica.fetch.wait.max.ms, fetch.max.wait.ms) with
+    nothing; the answer carries everything there by then. None when it cannot be told yet:
+    what happens after `horizon` is not known (or, `final`, nothing more will come)."""
+    n = len(times)
+    if pos < n and times[pos] <= arrival:
+        if arrival > horizon:
+            return None
+        return arrival, bisect_right(times, arrival, pos)
+    if pos >= n and final:
+        return None
+    deadline = arrival + wait
+    if pos < n:
+        t = times[pos]
+        if t <= deadline:
+            return t, bisect_right(times, t, pos)
+        return deadline, pos
+    if deadline <= horizon:
+        return deadline, pos
+    return None
+
+
 class FetchLoops:
     """Follower and consumer fetch loops (mixed into `Planner`)."""
 
@@ -60,26 +89,10 @@ class FetchLoops:
         G: list[float] = []
         M: list[int] = []
         while True:
-            if c < nA and A[c] <= g:
-                if g > H:
-                    break
-                m = bisect_right(A, g, c)
-                r = g
-            else:
-                if c >= nA and final:
-                    break
-                deadline = g + wait
-                if c < nA:
-                    ac = A[c]
-                    if ac <= deadline:
-                        r = ac
-                        m = bisect_right(A, ac, c)
-                    else:
-                        r, m = deadline, c
-                elif deadline <= H:
-                    r, m = deadline, c
-                else:
-                    break
+            answer = answered(A, c, g, wait, H, final)
+            if answer is None:
+                break
+            r, m = answer
             nb = fields + CB[m] - CB[c]
             g2 = r + nb * cpu + (out_base * out_pop() + nb * out_mpb)
             g2 += back_base * back_pop() + back_fixed
@@ -144,26 +157,10 @@ class FetchLoops:
         while True:
             if g is None:
                 g = s + (to_base * to_pop() + to_fixed)
-            if off < nfinal and commit[off] <= g:
-                if g > H:
-                    break
-                k = bisect_right(commit, g, off)
-                t = g
-            else:
-                if off >= nfinal and final:
-                    break
-                deadline = g + wait
-                if off < nfinal:
-                    h = commit[off]
-                    if h <= deadline:
-                        t = h
-                        k = bisect_right(commit, h, off)
-                    else:
-                        t, k = deadline, off
-                elif deadline <= H:
-                    t, k = deadline, off
-                else:
-                    break
+            answer = answered(commit, off, g, wait, H, final)
+            if answer is None:
+                break
+            t, k = answer
             nb = cb[k] - cb[off] + FETCH_BYTES
             arrival = t + nb * cpu + (back_base * back_pop() + nb * back_mpb)
             if arrival < last:

@@ -40,41 +40,28 @@ class Draws:
         self.ms_per_byte = link.ms_per_byte
         self._factors: list[float] = []
 
-    def refill(self) -> list[float]:
-        """More factors, in the order `pop()` takes them (loops pop them inline)."""
-        self._factors = self.link.jitter_factors(DRAW_CHUNK)[::-1].tolist()
-        return self._factors
-
     def ensure(self, n: int) -> list[float]:
-        """At least `n` factors ready (a loop then pops them without checking)."""
+        """At least `n` factors ready, in the order `pop()` takes them (loops pop them inline
+        without checking)."""
         have = len(self._factors)
         if have < n:
             more = self.link.jitter_factors(n - have + DRAW_CHUNK)[::-1].tolist()
             self._factors = more + self._factors
         return self._factors
 
-    def factor(self) -> float:
-        factors = self._factors or self.refill()
-        return factors.pop()
-
     def delay(self, nbytes: float) -> float:
-        return self.base * self.factor() + nbytes * self.ms_per_byte
+        factors = self._factors
+        if not factors:
+            factors = self._factors = self.link.jitter_factors(DRAW_CHUNK)[::-1].tolist()
+        return self.base * factors.pop() + nbytes * self.ms_per_byte
 
     def delays(self, nbytes: np.ndarray) -> np.ndarray:
-        """One delay per message of `nbytes` (same stream, same order as `delay`)."""
+        """One delay per message of `nbytes` (the next factors, in the order `delay` takes)."""
         n = nbytes.shape[0]
-        have = len(self._factors)
-        if have >= n:
-            take = self._factors[have - n :][::-1]
-            del self._factors[have - n :]
-            factors = np.array(take)
-        else:
-            head = self._factors[::-1]
-            self._factors = []
-            fresh = self.link.jitter_factors(n - have + DRAW_CHUNK)
-            factors = np.concatenate((np.array(head), fresh[: n - have]))
-            self._factors = fresh[n - have :][::-1].tolist()
-        return self.base * factors + nbytes * self.ms_per_byte
+        factors = self.ensure(n)
+        take = factors[len(factors) - n :][::-1]
+        del factors[len(factors) - n :]
+        return self.base * np.array(take) + nbytes * self.ms_per_byte
 
 
 class Grow:
@@ -109,6 +96,11 @@ class Grow:
             self.start = 0
             self._buf = buf
         self.end += n
+
+    @property
+    def first(self) -> int:
+        """The absolute index of the first element kept."""
+        return self.base + self.start
 
     def view(self, lo: int, hi: int) -> np.ndarray:
         """Absolute positions [lo, hi) (lo must not be below the dropped head)."""

@@ -38,6 +38,7 @@ import numpy as np
 from models.kafka import protocol as pr
 from models.kafka.capacity import NETWORK_SHARE
 from models.kafka.cluster import FEED_MS, KEY_BYTES, hash_partition
+from models.kafka.placement import replicas_of
 from models.kafka.produce import DEFER_MS
 from models.kafka.steady_loops import FetchLoops
 from models.kafka.steady_parts import Draws, Fallback, Grow, Sums, ThreadCheck
@@ -64,7 +65,7 @@ class Planner(FetchLoops):
         self.B = cfg.brokers
         self.P = cfg.topic.partitions
         R = cfg.topic.replication_factor
-        self.replicas = [[(p + i) % self.B for i in range(R)] for p in range(self.P)]
+        self.replicas = [replicas_of(p, self.B, R) for p in range(self.P)]
         self.lead_of = np.array([r[0] for r in self.replicas], dtype=np.int64)
         self.n_producers = spec.workload.producers
         # key -> partition and key -> connection (producer x leader), when the keys are few
@@ -229,10 +230,8 @@ class Planner(FetchLoops):
     # --- one planning step ------------------------------------------------------------------------
     def advance(self, until: float, final: bool, flush_at: float | None = None) -> None:
         """Plan everything the records sent up to `until` decide (all of it when `final`)."""
-        H = INF
-        for conn in self.conns:
-            lb = self._plan_sends(conn, until, flush_at)
-            H = min(H, lb)
+        # the horizon: no request planned later can reach its leader before it
+        H = min(self._plan_sends(conn, until, flush_at) for conn in self.conns)
         if final:
             H = INF
         self.H = H
@@ -582,11 +581,11 @@ class Planner(FetchLoops):
             if k0 + n < k1:
                 lowest = min(lowest, float(conn.r_ids.view(k0 + n, k0 + n + 1)[0]))
             counts = np.diff(ends, prepend=k0)
-            at = win_ack.base + win_ack.start
+            at = win_ack.first
             ids = conn.r_ids.view(k0, k0 + n) - at
             win_ack.view(at, len(win_ack))[ids] = np.repeat(conn.answers.view(seq0, done), counts)
             if consumers:
-                b_first = conn.dlv.base + conn.dlv.start  # the batches still kept
+                b_first = conn.dlv.first  # the batches still kept
                 c = conn.r_cbi.view(k0, k0 + n) - b_first
                 times = conn.dlv.view(b_first, len(conn.dlv))[c]
                 if proc > 0.0:
@@ -608,7 +607,7 @@ class Planner(FetchLoops):
             conn.b_seq.drop_before(keep)
             conn.dlv.drop_before(keep)
             conn.dlv_pos.drop_before(keep)
-        first = win_ack.base + win_ack.start
+        first = win_ack.first
         end = len(win_ack) if lowest == INF else int(lowest)
         if end <= first:
             return
