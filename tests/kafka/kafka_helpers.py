@@ -29,9 +29,12 @@ BASE: dict[str, Any] = {
 }
 
 
-def scenario(faults: list[dict[str, Any]] | None = None, **settings: Any) -> dict[str, Any]:
-    """BASE with `section__key=value` settings (double underscores for dots) and faults."""
-    data = copy.deepcopy(BASE)
+def scenario(
+    faults: list[dict[str, Any]] | None = None, base: dict[str, Any] = BASE, **settings: Any
+) -> dict[str, Any]:
+    """`base` (BASE) with `section__key=value` settings (double underscores for dots) and
+    faults."""
+    data = copy.deepcopy(base)
     for dotted, value in settings.items():
         node = data
         parts = dotted.split("__")
