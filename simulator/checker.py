@@ -77,17 +77,17 @@ def classify(history: History) -> np.ndarray:
 def _classify(history: History, delivered: np.ndarray) -> np.ndarray:
     status, cause = history.status, history.cause
     fate = np.full(history.n, IN_FLIGHT, dtype=np.int8)  # acked or pending, nothing else known
-    fate[status == hist.FAILED] = FAILED
-    fate[status == hist.INDETERMINATE] = INDETERMINATE
-    with_cause = np.flatnonzero(cause)  # usually few: their category is looked up alone
-    if with_cause.size:
-        category = _cause_category_lut(cause)[cause[with_cause]]
-        # lost needs an acknowledgement: an unacknowledged message that vanished keeps its
-        # status fate
-        fate[with_cause[(category == LOST) & (status[with_cause] == hist.ACKED)]] = LOST
-        fate[with_cause[category == SKIPPED]] = SKIPPED
-        fate[with_cause[category == SUPERSEDED]] = SUPERSEDED
-    fate[delivered] = DELIVERED
+    np.putmask(fate, status == hist.FAILED, FAILED)
+    np.putmask(fate, status == hist.INDETERMINATE, INDETERMINATE)
+    # whole-array masks (a byte per message) rather than index arrays: in a key-value run most
+    # messages are superseded, and their indices would take 8 bytes each
+    category = _cause_category_lut(cause)[cause]  # -1: no cause
+    # lost needs an acknowledgement: an unacknowledged message that vanished keeps its status
+    # fate
+    np.putmask(fate, (category == LOST) & (status == hist.ACKED), LOST)
+    np.putmask(fate, category == SKIPPED, SKIPPED)
+    np.putmask(fate, category == SUPERSEDED, SUPERSEDED)
+    np.putmask(fate, delivered, DELIVERED)
     return fate
 
 
@@ -158,9 +158,19 @@ def _cause_category_lut(cause: np.ndarray) -> np.ndarray:
     return lut
 
 
-def _by_cause(codes: np.ndarray) -> dict[str, int]:
-    """Counts per cause name, sorted by name (codes are only stable within one process)."""
-    found = np.bincount(codes, minlength=1)
+# bincount converts its input to 8-byte integers: counting in slices bounds that copy
+_COUNT_SLICE = 1 << 20
+
+
+def _by_cause(cause: np.ndarray, fates: np.ndarray, fate: int) -> dict[str, int]:
+    """Counts per cause name of the messages with `fate`, sorted by name (codes are only stable
+    within one process)."""
+    found = np.zeros(max(hist.CAUSES, default=0) + 1, dtype=np.int64)
+    for start in range(0, cause.size, _COUNT_SLICE):
+        stop = start + _COUNT_SLICE
+        codes = cause[start:stop][fates[start:stop] == fate]
+        if codes.size:
+            found += np.bincount(codes, minlength=found.size)
     named = {hist.CAUSES[c][1]: int(found[c]) for c in np.flatnonzero(found).tolist() if c != 0}
     return dict(sorted(named.items()))
 
@@ -172,7 +182,7 @@ def _message_counts(
     duplicates = dict(sorted((str(k), int(v)) for k, v in history.duplicates_by_cause.items() if v))
 
     def by_cause(fate: int) -> dict[str, int]:
-        return _by_cause(cause[fates == fate]) if counts[fate] else {}
+        return _by_cause(cause, fates, fate) if counts[fate] else {}
 
     return {
         "produced": int(history.n),

@@ -210,17 +210,17 @@ def _busy_periods(
 ) -> list[tuple[np.ndarray, ...]]:
     """The exact iterations of busy periods [begin, stop), all periods advanced in lockstep."""
     arrival = rows["arrival"]
-
-    def cum(values: np.ndarray) -> np.ndarray:
-        out = np.empty(values.size + 1, dtype=np.float64)
-        out[0] = 0.0
-        np.cumsum(values, out=out[1:])
-        return out
-
-    cs_exec, cs_read, cs_write = cum(rows["cost"]), cum(rows["rcost"]), cum(rows["wcost"])
-    cs_w = cum(is_write)
     io = costs.io_threads
-    cs_req = cum(rows["first"]) if io > 1 else None
+    # running sums of execution, read and write costs, writes (and requests, for threaded I/O)
+    # as the rows of one array: an iteration gathers them all with one index
+    columns = [rows["cost"], rows["rcost"], rows["wcost"], is_write]
+    if io > 1:
+        columns.append(rows["first"])
+    cs = np.empty((len(columns), arrival.size + 1), dtype=np.float64)
+    cs[:, 0] = 0.0
+    for row, values in zip(cs, columns, strict=True):
+        np.cumsum(values, out=row[1:])
+    iteration_ms, aof_ms = costs.iteration_ms, costs.aof_write_ms
     parts: list[tuple[np.ndarray, ...]] = []
     h, p = begin, np.maximum(poll, arrival[begin])  # (float noise of the pessimistic pass)
     while h.size:
@@ -229,20 +229,20 @@ def _busy_periods(
             parts.append(_exact_periods(rows, is_write, h, stop, p, costs))
             break
         j = np.minimum(np.maximum(np.searchsorted(arrival, p, side="right"), h + 1), stop)
-        read_ms = cs_read[j] - cs_read[h]
-        write_ms = cs_write[j] - cs_write[h]
-        if cs_req is not None:
-            threaded = (cs_req[j] - cs_req[h]) >= 2 * io
+        sums = cs.take(j, axis=1) - cs.take(h, axis=1)
+        exec_ms, read_ms, write_ms, writes = sums[0], sums[1], sums[2], sums[3]
+        if io > 1:
+            threaded = sums[4] >= 2 * io
             write_ms = np.where(threaded, write_ms / io, write_ms)
             if costs.io_reads:
                 read_ms = np.where(threaded, read_ms / io, read_ms)
-        wrote = cs_w[j] > cs_w[h]
-        x = p + (cs_exec[j] - cs_exec[h]) + read_ms
-        e = x + write_ms + costs.iteration_ms + wrote * costs.aof_write_ms
+        wrote = writes > 0.0
+        x = p + exec_ms + read_ms
+        e = x + write_ms + iteration_ms + wrote * aof_ms
         parts.append((h, j, p, x, e, wrote))
         more = j < stop
-        h, stop = j[more], stop[more]
-        p = np.maximum(e[more], arrival[h])
+        h, stop = j.compress(more), stop.compress(more)
+        p = np.maximum(e.compress(more), arrival.take(h))
     return parts
 
 
