@@ -21,6 +21,7 @@ from models.kafka import protocol as pr
 from models.kafka.capacity import Capacity
 from models.kafka.facts import (
     LEADER_FAILED,
+    NEVER_ARRIVED,
     NOT_FSYNCED,
     RETENTION,
     UNCLEAN_TRUNCATION,
@@ -73,7 +74,11 @@ class Broker(LeaderProduce, Node):
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.parked: list[pr.FollowerFetch] = []  # follower fetches waiting for data
         self._purgatory_at = float("inf")
-        self.backlog: list[tuple[Callable[..., None], tuple[Any, ...]]] = []
+        # requests (and timers) that reached a paused process: (handler, its arguments, what a
+        # reset of their connection tells the sender; None for the broker's own)
+        self.backlog: list[
+            tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]
+        ] = []
         self.host_down = False
         self.power_loss_coming = False  # set by the model just before a power_loss fault
         self.clean_shutdown = True
@@ -143,9 +148,28 @@ class Broker(LeaderProduce, Node):
             fetch.fetcher.leader_gone(reset=not self.host_down)
         self.parked = []
         self._purgatory_at = float("inf")
-        self.backlog = []
+        dropped, self.backlog = self.backlog, []
         self.capacity.reset()
         self.model.producers_lost_broker(self, reset=not self.host_down)
+        self._drop_backlog(dropped)
+
+    def _drop_backlog(
+        self,
+        dropped: list[tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]],
+    ) -> None:
+        """Requests still unread in the sockets of a process that is gone (it was paused): the
+        kernel resets their connections, so their senders hear it now (not when the host is
+        down: then they wait for their timeouts), and acks=0 records in them never reach a log.
+        Produce requests that expect an answer were refused with the producer's in-flight ones.
+        The refusals leave once the node is down (a stop ends after this hook)."""
+        for _fn, args, refused in dropped:
+            produce = bool(args) and isinstance(args[0], pr.ProduceRequest)
+            if produce and args[0].acks == "0":
+                self._lost_on_arrival(args[0], NEVER_ARRIVED)
+            elif produce:
+                continue
+            if refused is not None and not self.host_down:
+                self.env.timeout(0).callbacks.append(lambda _e, refused=refused: refused())
 
     def _losing_power(self) -> bool:
         """Whether the crash being handled is part of a power loss (Node.power_loss records its
@@ -244,7 +268,7 @@ class Broker(LeaderProduce, Node):
         now = self.env.now
         self.serving_since = now
         backlog, self.backlog = self.backlog, []
-        for fn, args in backlog:
+        for fn, args, _refused in backlog:
             if self.state != UP:
                 break
             fn(*args)
@@ -261,7 +285,7 @@ class Broker(LeaderProduce, Node):
         if state == UP:
             return True
         if state == PAUSED:
-            self.backlog.append((fn, args))
+            self.backlog.append((fn, args, refused))
         elif refused is not None and not self.host_down:
             refused()  # the kernel resets the connection of a dead process
         return False
@@ -315,7 +339,7 @@ class Broker(LeaderProduce, Node):
         if self.state != UP:
             self._purgatory_at = float("inf")
             if self.state == PAUSED:
-                self.backlog.append((self._expire_parked, (self.incarnation,)))
+                self.backlog.append((self._expire_parked, (self.incarnation,), None))
             return
         due = [f for f in self.parked if f.deadline_ms <= now + 1e-9]
         if due:

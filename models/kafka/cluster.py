@@ -38,7 +38,7 @@ if TYPE_CHECKING:
     from models.kafka.config import KafkaConfig
     from models.kafka.log import Piece, ReplicaLog
     from models.kafka.partition import PartitionReplica
-    from simulator.context import RunContext
+    from simulator.context import FaultRecord, RunContext
     from simulator.scenario import Fault
 
 FEED_MS = 20.0  # the workload is turned into records this far ahead (vectorized chunks)
@@ -81,6 +81,7 @@ class KafkaModel(SystemModel):
         self.producers: list[Producer] = []
         self.consumers: list[Consumer] = []
         self.partitions: list[PartitionShared] = []
+        self._timed_endings: set[int] = set()  # faults whose ending apply_fault scheduled
         self._feeding = False
         self._sample_ms = ctx.env.now
         self._sticky_bytes: dict[int, int] = {}
@@ -424,11 +425,20 @@ class KafkaModel(SystemModel):
             self.env.timeout(fault.duration_s * 1000.0).callbacks.append(
                 lambda _e: self._fault_ending(kind, hit)
             )
+            self._timed_endings.add(self.ctx.faults[-1].index)  # (the core records it first)
         return False
 
     def _fault_ending(self, kind: str, hit: set[str]) -> None:
         self.settle_all()
         self._reach_clients(kind, hit)
+
+    def before_fault_end(self, record: FaultRecord) -> None:
+        """A fault without a duration ends (a heal, a restart, the final phase): what was
+        planned under it is withdrawn and planned again without it (a timed one has its own
+        ending, scheduled when it began)."""
+        if record.kind in ("heal", "restart") or record.index in self._timed_endings:
+            return
+        self._fault_ending(record.kind, set(record.nodes))
 
     def _reach_clients(self, kind: str, hit: set[str]) -> None:
         """Withdraw the consumers' lazy plans the fault touches; fetch again once it applies."""

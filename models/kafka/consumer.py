@@ -103,4 +103,7 @@ class Consumer(Fetching, Processing, Committing, Node):
         self.model.group.member_restarted(self)
 
     def caught_up(self, hw_of: Any) -> bool:
-        return all(not c.pending and c.position >= hw_of(p) for p, c in self.cursors.items())
+        """Nothing left to read, once every leader's HW is its log end (`drained`): a position
+        beyond it (a log that lost records this consumer had read) is no end, its next fetch is
+        out of range and resets."""
+        return all(not c.pending and c.position == hw_of(p) for p, c in self.cursors.items())

@@ -203,10 +203,16 @@ class Fetching(ConsumerPart):
         watermark, what ListOffsets answers a consumer; not the log end)."""
         log = rep.log
         target = log.log_start if self.cfg.auto_offset_reset == "earliest" else log.hw
-        skipped_from = max(cursor.fetch_offset, log.log_start)
+        # above the log end (the log lost records the consumer had read, and may have been
+        # written again since): it goes back to the HW, and never reads what now lies below it
+        beyond = cursor.fetch_offset > log.leo
+        skipped_from = log.log_start if beyond else max(cursor.fetch_offset, log.log_start)
         if target > skipped_from:
-            ids = log.ids(log.pieces(skipped_from, target))
-            self.model.ctx.history.skip(ids.astype(np.int64), "offset_reset_latest", t)
+            ids = log.ids(log.pieces(skipped_from, target)).astype(np.int64)
+            history = self.model.ctx.history
+            if beyond:  # (what it read before the loss keeps its delivery)
+                ids = ids[history.deliveries[ids] == 0]
+            history.skip(ids, "offset_reset_latest", t)
         self.model.ctx.event("offset_reset", self.name, partition=cursor.partition, offset=target)
         self._reposition(cursor, target, t)
 

@@ -235,7 +235,11 @@ class Group:
                 consumer.cursors[p].in_hand = None  # fetched again from its position
         for p in stale:
             consumer.finish_lost_poll(p)
-        if consumer.expired or stale:
+        # a rebalance that went on without it (even one that took nothing from it: it held no
+        # partition, or the round left it out) made it a stale member: its next heartbeat is
+        # answered with the new generation and it rejoins
+        outdated = consumer.member_generation != self.generation
+        if consumer.expired or stale or outdated:
             consumer.expired = False
             self.request(f"{consumer.name} rejoined")
 

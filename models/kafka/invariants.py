@@ -10,16 +10,15 @@ log matching property. This module adds, as a pure function of the model's state
 - the ISR contains the leader, in the controller's record (`PartitionState`: KRaft never
   removes the leader from the ISR, and an offline partition has no leader) and on the leading
   replica itself (`PartitionReplica.isr`: the leader never proposes an ISR without itself);
-- a committed consumer offset (`Group.committed`) is <= the high watermark at the time it was
-  committed (a later truncation may move the HW below it: the group resets and records that);
-  see `check_committed_offsets` for how this is checked between two samples.
+- a committed consumer offset (`Group.committed`) is <= the highest high watermark a leader of
+  its partition reached (a later restart or truncation may move the HW below it: the group
+  resets and records that); see `check_committed_offsets`.
 
 Every check reads attributes through getattr so it lights up as the state appears.
 """
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from simulator.model import InvariantViolation
@@ -90,49 +89,26 @@ def check_isr_contains_leader(model: Any) -> None:
                     )
 
 
-# What each model's group had committed at the previous check, and under which leader epoch:
-# {model: {partition: ((offset, epoch), leader_epoch)}}. Kept beside the model, not in it.
-_previous_commits: weakref.WeakKeyDictionary[Any, dict[int, tuple[Any, Any]]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def check_committed_offsets(model: Any) -> None:
-    """A commit made since the previous check is <= the partition's high watermark.
+    """Every committed offset is <= the highest high watermark a leader of its partition ever
+    reached (`PartitionShared.max_hw`).
 
-    Sound without knowing the exact commit time: within one leader epoch, while no replica's
-    broker restarts, no replica's HW goes down, so the highest HW of the partition's replicas
-    now is >= the one at commit time; a commit above it was above the HW when it was made.
-    Across an election (a truncation may legitimately move the HW below a commit: the group
-    then resets the offset) or a broker restart (its HW comes back from the last checkpoint)
-    the window is skipped.
+    A consumer reads only below its leader's HW, and commits positions it reached (a reset goes
+    to the log start or the HW): whatever happened since (a leader's restart reloading an older
+    HW checkpoint, an election, a truncation), the commit was at most that HW when its records
+    were fetched. The HW of the replicas right now is no bound: a commit made after a restart or
+    an election may rightly carry a position fetched before it.
     """
     group = getattr(model, "group", None)
     committed = getattr(group, "committed", None)
-    controller = getattr(model, "controller", None)
-    if not committed or controller is None:
+    partitions = getattr(model, "partitions", None)
+    if not committed or not partitions:
         return
-    previous = _previous_commits.setdefault(model, {})
-    now = model.env.now
     for p, commit in sorted(committed.items()):
-        leader_epoch = controller.states[p].leader_epoch
-        holders = [b for b in model.brokers if p in b.replicas]
-        # a restarted broker reloads its HW from the last checkpoint
-        # (replica.high.watermark.checkpoint.interval.ms), which may be lower than before
-        window = (leader_epoch, tuple((b.incarnation, b.state) for b in holders))
-        before = previous.get(p)
-        previous[p] = (commit, window)
-        if before is None or before[0] == commit or before[1] != window:
-            continue
         offset = commit[0] if isinstance(commit, tuple) else commit
-        highest_hw = max((b.replicas[p].log.hw for b in holders), default=offset)
+        highest_hw = partitions[p].max_hw
         if offset > highest_hw:
-            state = {
-                "partition": p,
-                "committed_offset": offset,
-                "high_watermark": highest_hw,
-                "leader_epoch": leader_epoch,
-            }
+            state = {"partition": p, "committed_offset": offset, "highest_hw": highest_hw}
             raise InvariantViolation(
-                now, "group", "committed offset beyond the high watermark", state
+                model.env.now, "group", "committed offset beyond the high watermark", state
             )

@@ -56,6 +56,7 @@ class PartitionShared:
         self.replicas = replicas
         self.store = store
         self.elections: list[Election] = []
+        self.max_hw = 0  # the highest HW a leader of it reached (for the invariant checks)
 
 
 class FollowerState:
@@ -242,6 +243,8 @@ class PartitionReplica:
                 self.broker.model.settle_consumers(self, now)
             log.hw = hw
             self.hw_since = now
+            if hw > self.shared.max_hw:
+                self.shared.max_hw = hw
             self.broker.on_hw_advanced(self, now)
 
     def complete_acks(self, min_isr: int) -> list[tuple[pr.DelayedProduce, int, int]]:

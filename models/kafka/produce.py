@@ -41,6 +41,7 @@ class LeaderProduce:
     capacity: Capacity
     replicas: dict[int, PartitionReplica]
     parked: list[pr.FollowerFetch]
+    backlog: list[tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]]
     min_isr: int
     flush_every: int | None
     serving: Callable[..., bool]
@@ -67,8 +68,18 @@ class LeaderProduce:
         self._produce(request, done)
 
     def _produce_later(self, request: pr.ProduceRequest, incarnation: int) -> None:
-        if self.incarnation == incarnation and self.state == UP:
-            self._produce(request, self.env.now)
+        """A request read earlier, waiting for a request handler thread: handled now, on resume
+        (a pause freezes the queue), or never (the process that read it is gone: a producer
+        expecting an answer heard of it with the broker's in-flight requests, acks=0 records
+        in it never reach a log)."""
+        if self.incarnation != incarnation:
+            if request.acks == "0":
+                self._lost_on_arrival(request, NEVER_ARRIVED)
+            return
+        if self.state == PAUSED:
+            self.backlog.append((self._produce_later, (request, incarnation), None))
+            return
+        self._produce(request, self.env.now)
 
     def _produce(self, request: pr.ProduceRequest, respond_at: float) -> None:
         now = self.env.now

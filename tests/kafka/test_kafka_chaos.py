@@ -36,6 +36,23 @@ def test_random_faults_keep_invariants_and_settle_every_message(
         assert m["out_of_order"] == 0  # idempotence keeps each producer's order per partition
 
 
+@pytest.mark.parametrize("seed", [0, 1, 12])
+def test_random_faults_leave_no_acks0_record_without_a_fate(seed: int) -> None:
+    # acks=0 records are acknowledged when sent: whatever happens to them after (a broker that
+    # was paused dies with them in its sockets or its request queue, a consumer's position is
+    # beyond a log that lost records, a member frozen through a rebalance) they end delivered,
+    # skipped or lost with a cause. These seeds left 7949, 362 and 8549 in flight
+    data = scenario(
+        scenario__duration_s=20.0,
+        workload__rate_per_s=1500.0,
+        kafka__producer__acks="0",
+        kafka__topic__min_insync_replicas=1,
+    )
+    data["nemesis"] = NEMESIS
+    m = messages(run_kafka(data, seed=seed))
+    assert m["in_flight"] == 0
+
+
 CONSUMER_NEMESIS = {
     "enabled": True,
     "kinds": ["crash", "consumer_crash", "pause", "stop", "restart", "slow_consumer", "partition"],
