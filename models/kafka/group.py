@@ -428,11 +428,16 @@ class Group:
             latest = log.hw
             # jumped over: what nobody processed; with transactions also what was processed
             # under a transaction that never committed (no offsets were committed, so none did:
-            # its output was aborted). A record delivered keeps that fate whatever the skip
-            delivered = 0 if self.cfg.exactly_once else processed
-            if latest > delivered and self.rebalances > 0:
-                gone = np.asarray(log.ids(log.pieces(max(delivered, log.log_start), latest)))
-                model.ctx.history.skip(gone.astype(np.int64), OFFSET_RESET_LATEST, now)
+            # its output was aborted). A record delivered keeps that fate whatever the skip.
+            # Below what an owner processed the log may hold other records than it read (lost
+            # at a power loss or an unclean election, and written again): the undelivered ones
+            # there are jumped over too
+            if latest > log.log_start and self.rebalances > 0:
+                history = model.ctx.history
+                gone = np.asarray(log.ids(log.pieces(log.log_start, latest))).astype(np.int64)
+                if not self.cfg.exactly_once:
+                    gone = gone[history.deliveries[gone] == 0]
+                history.skip(gone, OFFSET_RESET_LATEST, now)
             if self.rebalances > 0:
                 model.ctx.event("offset_reset", "", partition=p, offset=latest, reason="no_commit")
             return latest, -1, cause
