@@ -82,6 +82,7 @@ class KafkaModel(SystemModel):
         self.consumers: list[Consumer] = []
         self.partitions: list[PartitionShared] = []
         self._timed_endings: set[int] = set()  # faults whose ending apply_fault scheduled
+        self._doomed: dict[tuple[int, int], int] = {}  # see _doomed_suffixes
         self._feeding = False
         self._sample_ms = ctx.env.now
         self._sticky_bytes: dict[int, int] = {}
@@ -267,15 +268,54 @@ class KafkaModel(SystemModel):
 
     def final_read(self) -> None:
         self.settle_all()
+        self._doomed = self._doomed_suffixes()
         self.facts.resolve(self._present)
 
+    def _doomed_suffixes(self) -> dict[tuple[int, int], int]:
+        """Where each follower's log leaves its leader's, per (broker, partition).
+
+        From there on its records are not the leader's: its next fetch truncates them (KIP-101),
+        so the final read counts them as that truncation would, loss candidates with its cause,
+        and `_present` leaves them out (a follower still catching up when the drain ended).
+        Compacted logs, with holes at other offsets on each replica, are left as they are.
+        """
+        doomed: dict[tuple[int, int], int] = {}
+        if self.config.topic.cleanup_policy == "compact":
+            return doomed
+        now = self.env.now
+        for p in range(len(self.partitions)):
+            leader = self.controller.leader_of(p)
+            if leader < 0:
+                continue  # any replica may lead next: what each holds counts
+            lead = self.brokers[leader].replicas[p].log
+            for broker in self.brokers:
+                rep = broker.replicas.get(p)
+                if rep is None or broker.id == leader:
+                    continue
+                log = rep.log
+                start, split = max(log.log_start, lead.log_start), min(log.leo, lead.leo)
+                if split > start:
+                    mine = log.ids(log.pieces(start, split))
+                    theirs = lead.ids(lead.pieces(start, split))
+                    differ = np.flatnonzero(mine != theirs)
+                    if differ.size:
+                        split = start + int(differ[0])
+                if split >= log.leo:
+                    continue
+                doomed[(broker.id, p)] = split
+                cause = broker.truncation_cause(rep, split)
+                self.facts.dropped(log.ids(log.pieces(split, log.leo)).copy(), cause, now)
+        return doomed
+
     def _present(self) -> np.ndarray:
-        """Records some replica still holds (on disk, whether its broker is up or not)."""
+        """Records some replica still holds (on disk, whether its broker is up or not), short
+        of the followers' doomed suffixes."""
         mask = np.zeros(self.ctx.history.n, dtype=bool)
         for broker in self.brokers:
             for rep in broker.replicas.values():
                 log = rep.log
-                for _, pos, count, _ in log.pieces(log.log_start, log.leo):
+                end = self._doomed.get((broker.id, rep.partition), log.leo)
+                for _, pos, count, _ in log.pieces(log.log_start, end):
                     mask[rep.shared.store.ids[pos : pos + count]] = True
         return mask
 

@@ -29,11 +29,13 @@ import numpy as np
 
 from models.kafka import protocol as pr
 from models.kafka.accumulator import INF, PartitionQueue
+from models.kafka.facts import NEVER_ARRIVED
 from models.kafka.producer_answers import ProducerAnswers
 from models.kafka.store import BATCH_OVERHEAD_BYTES
 from simulator.node import PAUSED, UP, Node
 
 if TYPE_CHECKING:
+    from models.kafka.broker import Broker
     from models.kafka.cluster import KafkaModel
 
 METADATA_BYTES = 200
@@ -60,6 +62,7 @@ class Producer(ProducerAnswers, Node):
         self.leader_of = [-1] * n
         self.partitions_of: dict[int, list[int]] = {}
         self.inflight: dict[int, list[pr.ProduceRequest]] = {}
+        self.unarrived = 0  # acks=0 requests still on their way to a broker
         self.unsettled: list[tuple[float, int, pr.ProduceRequest]] = []  # heap of lazy answers
         self._seq = 0
         self.blocked: deque[list[Any]] = deque()  # [ids, times, partitions, sizes] not yet accepted
@@ -352,8 +355,17 @@ class Producer(ProducerAnswers, Node):
             for batch in batches:
                 facts.ack(batch.ids, now)
                 self._finish(batch)
-        else:
-            self.inflight[leader].append(request)
+            self.unarrived += 1  # (the drain waits for it: its fate is decided where it lands)
+            self.model.net.send(
+                self.name,
+                broker.name,
+                request.nbytes,
+                lambda: self._arrived(broker, request),
+                timeout_ms=cfg.request_timeout_ms,
+                on_reset=lambda: self._never_arrived(request),
+            )
+            return True
+        self.inflight[leader].append(request)
         self.model.net.send(
             self.name,
             broker.name,
@@ -362,6 +374,18 @@ class Producer(ProducerAnswers, Node):
             timeout_ms=cfg.request_timeout_ms,
         )
         return True
+
+    def _arrived(self, broker: Broker, request: pr.ProduceRequest) -> None:
+        self.unarrived -= 1
+        broker.receive_produce(request)
+
+    def _never_arrived(self, request: pr.ProduceRequest) -> None:
+        """An acks=0 request held by a cut longer than request.timeout.ms: the connection is
+        reset, and nobody tells anyone its records never reached a broker."""
+        self.unarrived -= 1
+        now = self.env.now
+        for batch in request.batches:
+            self.model.facts.dropped(batch.ids, NEVER_ARRIVED, now)
 
     def _resequence(self, batch: pr.ProducerBatch) -> None:
         """After an epoch bump (KIP-360) queued retries get fresh sequence numbers."""
@@ -418,7 +442,7 @@ class Producer(ProducerAnswers, Node):
 
     def idle(self) -> bool:
         """Nothing waiting, nothing unanswered (the producer has flushed)."""
-        if self.blocked or any(self.queues) or any(self.retries):
+        if self.blocked or any(self.queues) or any(self.retries) or self.unarrived:
             return False
         return not any(
             r.completed_ms is None or r.completed_ms > self.env.now

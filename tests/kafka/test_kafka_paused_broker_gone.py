@@ -39,3 +39,22 @@ def test_a_paused_broker_that_restarts_resets_its_connections() -> None:
     assert m["in_flight"] == 0 and m["failed"] == 0 and m["lost"] == 0
     assert result.summary["latency_ms"]["ack"]["max"] < 10_000.0
     assert result.summary["latency_ms"]["end_to_end"]["max"] < 10_000.0
+
+
+def test_acks0_requests_a_cut_holds_past_the_request_timeout_are_lost() -> None:
+    # the producers are cut off for 5 s with request.timeout.ms at 2 s: TCP holds their acks=0
+    # requests, and the connections are reset after 2 s; those records never reach a broker
+    # (before the fix they vanished without a cause). What the cut held for less than 2 s
+    # goes through at the heal
+    cut = {"at_s": 3.0, "kind": "partition", "target": "producers", "duration_s": 5.0}
+    result = run_kafka(
+        scenario(
+            [cut],
+            kafka__producer__acks="0",
+            kafka__producer__request_timeout_ms=2000.0,
+            kafka__producer__delivery_timeout_ms=120_000.0,
+        )
+    )
+    m = messages(result)
+    assert m["in_flight"] == 0
+    assert m["lost_by_cause"].get("never_arrived", 0) > 1000
