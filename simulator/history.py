@@ -43,6 +43,7 @@ _BUILTIN_CAUSES: list[tuple[str, str]] = [
     (SUPERSEDED, "compacted"),
     (SUPERSEDED, "expired"),
     (SUPERSEDED, "evicted"),
+    (SKIPPED, "written_below_position"),
 ]
 CAUSES: dict[int, tuple[str, str]] = {}
 CAUSE_CODES: dict[str, int] = {}

@@ -23,13 +23,14 @@ from models.kafka.broker import Broker
 from models.kafka.compaction import Cleaner, cleaner_summary
 from models.kafka.consumer import Consumer
 from models.kafka.controller import Controller
-from models.kafka.facts import Facts
+from models.kafka.facts import WRITTEN_BELOW_POSITION, Facts
 from models.kafka.group import Group
 from models.kafka.partition import PartitionShared
 from models.kafka.placement import replicas_of
 from models.kafka.producer import Producer
 from models.kafka.store import RECORD_OVERHEAD_BYTES, RecordStore
 from models.kafka.transactions import Transactions, transactions_summary
+from simulator.history import ACKED
 from simulator.model import InvariantViolation, SystemModel
 from simulator.node import UP
 from simulator.workload import make_workload
@@ -270,6 +271,38 @@ class KafkaModel(SystemModel):
         self.settle_all()
         self._doomed = self._doomed_suffixes()
         self.facts.resolve(self._present)
+        self._passed_over()
+
+    def _passed_over(self) -> None:
+        """Acknowledged records in a leader's log below where the group stands, never delivered
+        to it, with no other fate: written after the group had passed their offsets (a log
+        that lost records and was written again from below a consumer's position, while that
+        position had no leader epoch to be validated against, KIP-320), they are skipped, as a
+        real consumer skips them without noticing. (Transactions keep their own account.)"""
+        if not self.consumers or self.transactions is not None:
+            return
+        history = self.ctx.history
+        now = self.env.now
+        members = {c.name: c for c in self.consumers}
+        for p in range(len(self.partitions)):
+            leader = self.controller.leader_of(p)
+            if leader < 0:
+                continue
+            owner = members.get(self.group.owner.get(p) or "")
+            cursor = owner.cursors.get(p) if owner is not None else None
+            stands = cursor.position if cursor is not None else self.group.resume_offset(p)
+            log = self.brokers[leader].replicas[p].log
+            end = min(stands, log.leo)
+            if end <= log.log_start:
+                continue
+            ids = np.asarray(log.ids(log.pieces(log.log_start, end))).astype(np.int64)
+            passed = (
+                (history.deliveries[ids] == 0)
+                & (history.cause[ids] == 0)
+                & (history.status[ids] == ACKED)
+            )
+            if passed.any():
+                history.skip(ids[passed], WRITTEN_BELOW_POSITION, now)
 
     def _doomed_suffixes(self) -> dict[tuple[int, int], int]:
         """Where each follower's log leaves its leader's, per (broker, partition).

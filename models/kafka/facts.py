@@ -43,6 +43,7 @@ DUP_REBALANCE = "redelivered_after_rebalance"
 # Skip causes (records left in the log that the group moved past).
 COMMITTED_BEFORE_PROCESSING = "committed_before_processing"
 OFFSET_RESET_LATEST = "offset_reset_latest"
+WRITTEN_BELOW_POSITION = "written_below_position"
 
 
 class Facts:

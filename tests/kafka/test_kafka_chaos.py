@@ -56,6 +56,25 @@ def test_random_faults_leave_no_acks0_record_without_a_fate(seed: int) -> None:
     assert m["in_flight"] == 0
 
 
+def test_records_written_below_a_consumers_position_are_skipped_not_left_in_flight() -> None:
+    # acks=1, min.insync.replicas 1, unclean elections: a power loss wipes partition 0 on
+    # every replica while consumer0, reset to the HW (2849) with no leader epoch, is frozen;
+    # the log is written again from offset 0, and when consumer0 fetches at 2849 nothing tells
+    # it (KIP-320 needs an epoch). It passes over 2849 records, as a real consumer would; they
+    # are skipped (written_below_position), not left in flight
+    data = scenario(
+        scenario__duration_s=20.0,
+        workload__rate_per_s=1500.0,
+        kafka__producer__acks="1",
+        kafka__topic__min_insync_replicas=1,
+        kafka__topic__unclean_leader_election_enable=True,
+    )
+    data["nemesis"] = NEMESIS
+    m = messages(run_kafka(data, seed=12))
+    assert m["in_flight"] == 0
+    assert m["skipped_by_cause"].get("written_below_position", 0) > 2000
+
+
 CONSUMER_NEMESIS = {
     "enabled": True,
     "kinds": ["crash", "consumer_crash", "pause", "stop", "restart", "slow_consumer", "partition"],
