@@ -45,6 +45,7 @@ class FaultRecord:
     begin_ms: float
     end_ms: float | None = None
     source: str = "schedule"  # "schedule" or "nemesis"
+    duration_ms: float | None = None  # as scheduled; None: until a heal, a restart or the end
 
 
 class RunContext:

@@ -79,8 +79,9 @@ class FaultInjector:
     def inject(self, fault: Fault, source: str = "schedule") -> FaultRecord:
         ctx = self.ctx
         nodes = self._resolve(fault)
+        duration_ms = None if fault.duration_s is None else fault.duration_s * 1000.0
         record = FaultRecord(
-            len(ctx.faults), fault.kind, fault.target, nodes, ctx.env.now, None, source
+            len(ctx.faults), fault.kind, fault.target, nodes, ctx.env.now, None, source, duration_ms
         )
         ctx.faults.append(record)
         ctx.event(

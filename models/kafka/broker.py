@@ -28,7 +28,7 @@ from models.kafka.facts import (
 )
 from models.kafka.log import DISK_PUSH_MS, Piece, ReplicaLog
 from models.kafka.partition import Election, PartitionReplica
-from models.kafka.produce import DEFER_MS, LeaderProduce
+from models.kafka.produce import DEFER_MS, BacklogEntry, LeaderProduce
 from models.kafka.replication import ReplicaFetcher, complete_parked, handle_follower_fetch
 from simulator.disk import Disk
 from simulator.node import PAUSED, UP, Node
@@ -74,11 +74,7 @@ class Broker(LeaderProduce, Node):
         self.fetchers: dict[int, ReplicaFetcher] = {}
         self.parked: list[pr.FollowerFetch] = []  # follower fetches waiting for data
         self._purgatory_at = float("inf")
-        # requests (and timers) that reached a paused process: (handler, its arguments, what a
-        # reset of their connection tells the sender; None for the broker's own)
-        self.backlog: list[
-            tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]
-        ] = []
+        self.backlog: list[BacklogEntry] = []  # requests and timers that reached it paused
         self.host_down = False
         self.power_loss_coming = False  # set by the model just before a power_loss fault
         self.clean_shutdown = True
@@ -153,21 +149,18 @@ class Broker(LeaderProduce, Node):
         self.model.producers_lost_broker(self, reset=not self.host_down)
         self._drop_backlog(dropped)
 
-    def _drop_backlog(
-        self,
-        dropped: list[tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]],
-    ) -> None:
+    def _drop_backlog(self, dropped: list[BacklogEntry]) -> None:
         """Requests still unread in the sockets of a process that is gone (it was paused): the
         kernel resets their connections, so their senders hear it now (not when the host is
         down: then they wait for their timeouts), and acks=0 records in them never reach a log.
         Produce requests that expect an answer were refused with the producer's in-flight ones.
         The refusals leave once the node is down (a stop ends after this hook)."""
         for _fn, args, refused in dropped:
-            produce = bool(args) and isinstance(args[0], pr.ProduceRequest)
-            if produce and args[0].acks == "0":
-                self._lost_on_arrival(args[0], NEVER_ARRIVED)
-            elif produce:
-                continue
+            request = args[0] if args and isinstance(args[0], pr.ProduceRequest) else None
+            if request is not None and request.acks != "0":
+                continue  # refused with the producer's in-flight requests
+            if request is not None:
+                self._lost_on_arrival(request, NEVER_ARRIVED)
             if refused is not None and not self.host_down:
                 self.env.timeout(0).callbacks.append(lambda _e, refused=refused: refused())
 

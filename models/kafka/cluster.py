@@ -23,7 +23,7 @@ from models.kafka.broker import Broker
 from models.kafka.compaction import Cleaner, cleaner_summary
 from models.kafka.consumer import Consumer
 from models.kafka.controller import Controller
-from models.kafka.facts import WRITTEN_BELOW_POSITION, Facts
+from models.kafka.facts import WRITTEN_BELOW_POSITION, Facts, undelivered
 from models.kafka.group import Group
 from models.kafka.partition import PartitionShared
 from models.kafka.placement import replicas_of
@@ -82,8 +82,6 @@ class KafkaModel(SystemModel):
         self.producers: list[Producer] = []
         self.consumers: list[Consumer] = []
         self.partitions: list[PartitionShared] = []
-        self._timed_endings: set[int] = set()  # faults whose ending apply_fault scheduled
-        self._doomed: dict[tuple[int, int], int] = {}  # see _doomed_suffixes
         self._feeding = False
         self._sample_ms = ctx.env.now
         self._sticky_bytes: dict[int, int] = {}
@@ -269,8 +267,8 @@ class KafkaModel(SystemModel):
 
     def final_read(self) -> None:
         self.settle_all()
-        self._doomed = self._doomed_suffixes()
-        self.facts.resolve(self._present)
+        doomed = self._doomed_suffixes()
+        self.facts.resolve(lambda: self._present(doomed))
         self._passed_over()
 
     def _passed_over(self) -> None:
@@ -295,12 +293,8 @@ class KafkaModel(SystemModel):
             end = min(stands, log.leo)
             if end <= log.log_start:
                 continue
-            ids = np.asarray(log.ids(log.pieces(log.log_start, end))).astype(np.int64)
-            passed = (
-                (history.deliveries[ids] == 0)
-                & (history.cause[ids] == 0)
-                & (history.status[ids] == ACKED)
-            )
+            ids = undelivered(history, log, log.log_start, end)
+            passed = (history.cause[ids] == 0) & (history.status[ids] == ACKED)
             if passed.any():
                 history.skip(ids[passed], WRITTEN_BELOW_POSITION, now)
 
@@ -340,14 +334,14 @@ class KafkaModel(SystemModel):
                 self.facts.dropped(log.ids(log.pieces(split, log.leo)).copy(), cause, now)
         return doomed
 
-    def _present(self) -> np.ndarray:
+    def _present(self, doomed: dict[tuple[int, int], int]) -> np.ndarray:
         """Records some replica still holds (on disk, whether its broker is up or not), short
-        of the followers' doomed suffixes."""
+        of the followers' `doomed` suffixes."""
         mask = np.zeros(self.ctx.history.n, dtype=bool)
         for broker in self.brokers:
             for rep in broker.replicas.values():
                 log = rep.log
-                end = self._doomed.get((broker.id, rep.partition), log.leo)
+                end = doomed.get((broker.id, rep.partition), log.leo)
                 for _, pos, count, _ in log.pieces(log.log_start, end):
                     mask[rep.shared.store.ids[pos : pos + count]] = True
         return mask
@@ -498,7 +492,6 @@ class KafkaModel(SystemModel):
             self.env.timeout(fault.duration_s * 1000.0).callbacks.append(
                 lambda _e: self._fault_ending(kind, hit)
             )
-            self._timed_endings.add(self.ctx.faults[-1].index)  # (the core records it first)
         return False
 
     def _fault_ending(self, kind: str, hit: set[str]) -> None:
@@ -509,7 +502,7 @@ class KafkaModel(SystemModel):
         """A fault without a duration ends (a heal, a restart, the final phase): what was
         planned under it is withdrawn and planned again without it (a timed one has its own
         ending, scheduled when it began)."""
-        if record.kind in ("heal", "restart") or record.index in self._timed_endings:
+        if record.kind in ("heal", "restart") or record.duration_ms is not None:
             return
         self._fault_ending(record.kind, set(record.nodes))
 

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from models.kafka.consumer_cursor import (
     FETCH_BYTES,
     IDLE,
@@ -26,6 +24,7 @@ from models.kafka.consumer_cursor import (
     Cursor,
 )
 from models.kafka.consumer_part import ConsumerPart
+from models.kafka.facts import OFFSET_RESET_LATEST, undelivered
 from simulator.node import PAUSED, UP
 
 if TYPE_CHECKING:
@@ -208,11 +207,8 @@ class Fetching(ConsumerPart):
         beyond = cursor.fetch_offset > log.leo
         skipped_from = log.log_start if beyond else max(cursor.fetch_offset, log.log_start)
         if target > skipped_from:
-            ids = log.ids(log.pieces(skipped_from, target)).astype(np.int64)
             history = self.model.ctx.history
-            if beyond:  # (what it read before the loss keeps its delivery)
-                ids = ids[history.deliveries[ids] == 0]
-            history.skip(ids, "offset_reset_latest", t)
+            history.skip(undelivered(history, log, skipped_from, target), OFFSET_RESET_LATEST, t)
         self.model.ctx.event("offset_reset", self.name, partition=cursor.partition, offset=target)
         self._reposition(cursor, target, t)
 

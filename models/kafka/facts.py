@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from models.kafka.log import ReplicaLog
     from simulator.history import History
 
 FLUSH_AT = 262_144  # records buffered before a flush (about 2-3 MB of arrays)
@@ -148,6 +149,13 @@ class Facts:
             if chosen.shape[0]:
                 history.lose(chosen.astype(np.int64), cause, t_ms)
         self.candidates = []
+
+
+def undelivered(history: History, log: ReplicaLog, start: int, end: int) -> np.ndarray:
+    """Ids of the records at offsets [start, end) of `log` never delivered: what a skip may
+    label (a record the group read keeps its delivery, and needs no skip cause)."""
+    ids = np.asarray(log.ids(log.pieces(start, end))).astype(np.int64)
+    return ids[history.deliveries[ids] == 0]
 
 
 def _concat(

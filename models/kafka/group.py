@@ -49,6 +49,7 @@ from models.kafka.facts import (
     DUP_CONSUMER_CRASH,
     DUP_REBALANCE,
     OFFSET_RESET_LATEST,
+    undelivered,
 )
 from models.kafka.group_assignors import assign
 from models.kafka.placement import replicas_of
@@ -434,9 +435,10 @@ class Group:
             # there are jumped over too
             if latest > log.log_start and self.rebalances > 0:
                 history = model.ctx.history
-                gone = np.asarray(log.ids(log.pieces(log.log_start, latest))).astype(np.int64)
-                if not self.cfg.exactly_once:
-                    gone = gone[history.deliveries[gone] == 0]
+                if self.cfg.exactly_once:
+                    gone = np.asarray(log.ids(log.pieces(log.log_start, latest))).astype(np.int64)
+                else:
+                    gone = undelivered(history, log, log.log_start, latest)
                 history.skip(gone, OFFSET_RESET_LATEST, now)
             if self.rebalances > 0:
                 model.ctx.event("offset_reset", "", partition=p, offset=latest, reason="no_commit")

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from models.kafka.capacity import Capacity
     from models.kafka.partition import PartitionReplica
 
+# What reached a paused process, handled on resume: (handler, its arguments, what a reset of
+# the connection tells the sender; None for the broker's own timers)
+BacklogEntry = tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]
+
 # A request that waited this long for a thread is applied when its thread gets to it (an extra
 # event); below, it is applied on arrival and only its answer waits (no event needed).
 DEFER_MS = 0.1
@@ -41,7 +45,7 @@ class LeaderProduce:
     capacity: Capacity
     replicas: dict[int, PartitionReplica]
     parked: list[pr.FollowerFetch]
-    backlog: list[tuple[Callable[..., None], tuple[Any, ...], Callable[[], None] | None]]
+    backlog: list[BacklogEntry]
     min_isr: int
     flush_every: int | None
     serving: Callable[..., bool]
